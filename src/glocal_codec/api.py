@@ -1,0 +1,184 @@
+"""Public Python API: ``encode``, ``decode``, ``read_info`` (the CLI is a thin layer over these)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Union
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .bitstream import (
+    BitstreamError,
+    Container,
+    CorruptStreamError,
+    MediaKind,
+    WeightsMismatchError,
+    read_container,
+    write_container,
+)
+from .codecs import Codec, Payload, codec_id, codec_name, open_codec
+from .codecs.learned import WeightsMissingError
+from .imageio import load_image, to_pil, to_tensor
+
+__all__ = [
+    "DEFAULT_CODEC",
+    "ImageLike",
+    "FileInfo",
+    "encode",
+    "decode",
+    "decode_tensor",
+    "read_info",
+    "open_container",
+    "as_tensor",
+]
+
+#: The codec ``glocal-codec encode`` uses when none is named.
+DEFAULT_CODEC = "msh"
+
+ImageLike = Union[str, os.PathLike, Image.Image, np.ndarray, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    """What ``glocal-codec info`` prints about a file."""
+
+    codec: str
+    codec_id: int
+    format_version: int
+    media: str
+    shape: tuple[int, ...]
+    quality: int
+    bytes: int
+    header_bytes: int
+    bpp: float
+    weights_digest: str
+    weights_match: bool | None  # None: the codec has no weights or they are not installed
+
+
+def as_tensor(image: ImageLike) -> torch.Tensor:
+    """Any supported image input -> float tensor 1 x C x H x W in [0, 1]."""
+    if isinstance(image, (str, os.PathLike)):
+        return load_image(image)[0]
+    if isinstance(image, Image.Image):
+        return to_tensor(image)[0]
+    if isinstance(image, np.ndarray):
+        arr = image
+        if arr.ndim == 2:
+            arr = arr[:, :, None]
+        if arr.ndim != 3 or arr.shape[2] not in (1, 3):
+            raise ValueError(f"expected an H x W or H x W x C (C = 1 or 3) array, got shape {image.shape}")
+        x = torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1).unsqueeze(0)
+        return x.float().div_(255.0) if arr.dtype == np.uint8 else x.float()
+    if isinstance(image, torch.Tensor):
+        x = image.unsqueeze(0) if image.dim() == 3 else image
+        if x.dim() != 4 or x.shape[0] != 1 or x.shape[1] not in (1, 3):
+            raise ValueError(f"expected a C x H x W or 1 x C x H x W tensor (C = 1 or 3), got {tuple(image.shape)}")
+        if not torch.is_floating_point(x):
+            x = x.float().div(255.0)
+        return x.float().clamp(0, 1)
+    raise TypeError(f"cannot encode an object of type {type(image).__name__}")
+
+
+def _with_device(codec: Codec, device: str | None) -> Codec:
+    if device is not None and hasattr(codec, "to"):
+        codec.to(device)  # type: ignore[attr-defined]
+    return codec
+
+
+def encode(image: ImageLike, codec: str = DEFAULT_CODEC, quality: int | None = None,
+           device: str | None = None) -> bytes:
+    """Encode an image into a complete ``.glc`` file (returned as bytes)."""
+    c = _with_device(open_codec(codec), device)
+    x = as_tensor(image)
+    q = c.default_quality if quality is None else int(quality)
+    if q not in c.qualities:
+        raise ValueError(f"{codec}: quality must be one of {list(c.qualities)}, got {q}")
+    payload = c.encode(x, q)
+    container = Container(
+        codec_id=codec_id(codec),
+        weights_digest=c.weights_digest(q),
+        media=MediaKind.IMAGE,
+        shape=tuple(payload.shape),
+        quality=q,
+        params=payload.params,
+        streams=tuple(payload.streams),
+    )
+    return write_container(container)
+
+
+def open_container(data: bytes) -> tuple[Container, Codec]:
+    """Parse a file and check it against this installation (codec registered, same weights)."""
+    container = read_container(data)
+    name = codec_name(container.codec_id)
+    codec = open_codec(name)
+    expected = MediaKind.IMAGE if codec.media == "image" else MediaKind.VIDEO
+    if container.media is not expected:
+        raise CorruptStreamError(f"{name} is a {codec.media} codec but the file says {container.media.name.lower()}")
+    if container.quality not in codec.qualities:
+        raise CorruptStreamError(f"{name} has no quality level {container.quality}")
+    try:
+        digest = codec.weights_digest(container.quality)
+    except WeightsMissingError as err:
+        raise WeightsMismatchError(str(err)) from None
+    if digest != container.weights_digest:
+        raise WeightsMismatchError(
+            f"file was made by {name} weights {container.weights_digest.hex()}, installed weights are "
+            f"{digest.hex()}: decode it with the glocal-codec version that wrote it"
+        )
+    return container, codec
+
+
+def decode_tensor(data: bytes, device: str | None = None) -> torch.Tensor:
+    """Decode a ``.glc`` file to a float tensor 1 x C x H x W in [0, 1]."""
+    container, codec = open_container(data)
+    codec = _with_device(codec, device)
+    payload = Payload(container.shape, container.quality, container.params, container.streams)
+    try:
+        x = codec.decode(payload)
+    except BitstreamError:
+        raise
+    except WeightsMissingError:
+        raise
+    except Exception as err:  # noqa: BLE001
+        # The CRC matched, so only a crafted or mis-written payload gets here; whatever the
+        # codec's libraries raise (constriction, Pillow, torch shape errors) is one clear error.
+        raise CorruptStreamError(f"{codec.name}: the payload cannot be decoded ({type(err).__name__}: {err})") from None
+    if tuple(x.shape[1:]) != tuple(container.shape):
+        raise CorruptStreamError(f"{codec.name} decoded {tuple(x.shape[1:])}, the header says {container.shape}")
+    return x
+
+
+def decode(data: bytes, device: str | None = None) -> Image.Image:
+    """Decode a ``.glc`` file to an 8-bit PIL image (RGB or grayscale ``L``)."""
+    return to_pil(decode_tensor(data, device))
+
+
+def read_info(data: bytes) -> FileInfo:
+    """Header facts of a file; checks the container fully but decodes nothing."""
+    container = read_container(data)
+    name = codec_name(container.codec_id)
+    codec = open_codec(name)
+    try:
+        match: bool | None = codec.weights_digest(container.quality) == container.weights_digest
+    except WeightsMissingError:
+        match = None
+    if container.weights_digest == b"\0\0\0\0" and match:
+        match = None
+    h, w = container.shape[-2:]
+    frames = container.shape[0] if container.media is MediaKind.VIDEO else 1
+    return FileInfo(
+        codec=name,
+        codec_id=container.codec_id,
+        format_version=container.version,
+        media=container.media.name.lower(),
+        shape=container.shape,
+        quality=container.quality,
+        bytes=len(data),
+        header_bytes=len(data) - container.payload_bytes,
+        bpp=8.0 * len(data) / (h * w * frames),
+        weights_digest=container.weights_digest.hex(),
+        weights_match=match,
+    )

@@ -1,0 +1,230 @@
+"""Ballé-family learned codecs: ``factorized`` and ``msh`` (mean-scale hyperprior).
+
+* ``factorized``: Ballé, Laparra, Simoncelli, "End-to-end optimized image compression",
+  ICLR 2017 -- GDN transforms, a per-channel non-parametric density on the latent.
+* ``msh``: Minnen, Ballé, Toderici, "Joint autoregressive and hierarchical priors for learned
+  image compression", NeurIPS 2018, *without* the autoregressive context (their "mean & scale
+  hyperprior"): a hyper-latent ``z`` with a factorized prior predicts a Gaussian mean and scale
+  for every latent element.
+
+Both are variable-rate: per-quality gain vectors (Cui et al. CVPR 2021, :class:`GainUnit`) let
+one set of transforms serve every quality level, with one small density model per level.
+Layers and training machinery (GDN, EntropyBottleneck, GaussianConditional) are CompressAI's;
+coding goes through :mod:`glocal_codec.entropy` (constriction).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..nn import GDN, GainUnit, conv, deconv, ste_round  # first: imports compressai quietly
+from compressai.entropy_models import EntropyBottleneck, GaussianConditional  # noqa: E402
+
+from ..entropy import GaussianCoder, TableCoder
+
+__all__ = ["ModelConfig", "FactorizedPrior", "MeanScaleHyperprior", "ForwardResult", "LAMBDAS"]
+
+#: Rate-distortion trade-off per quality level (loss = bpp + lambda * 255^2 * MSE); the first
+#: six are CompressAI's published lambdas for qualities 1-6, extended by one octave-ish step.
+LAMBDAS: tuple[float, ...] = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483)
+
+#: Latent alphabets coded with tables; values beyond go through the coder's escape list.
+_Z_BOUND = 63
+_Y_BOUND = 127
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture hyper-parameters, stored in the weights manifest."""
+
+    n: int = 96  # channels of the hidden transform layers
+    m: int = 128  # latent channels
+    levels: int = len(LAMBDAS)
+
+
+@dataclass(frozen=True)
+class ForwardResult:
+    """Training-time output: reconstruction and the likelihood of each latent."""
+
+    x_hat: torch.Tensor
+    likelihoods: dict[str, torch.Tensor]
+
+
+def _analysis(n: int, m: int) -> nn.Sequential:
+    return nn.Sequential(conv(3, n), GDN(n), conv(n, n), GDN(n), conv(n, n), GDN(n), conv(n, m))
+
+
+def _synthesis(n: int, m: int) -> nn.Sequential:
+    return nn.Sequential(
+        deconv(m, n), GDN(n, inverse=True), deconv(n, n), GDN(n, inverse=True),
+        deconv(n, n), GDN(n, inverse=True), deconv(n, 3),
+    )
+
+
+def _gain_init(levels: int) -> torch.Tensor:
+    # Geometric spacing so higher quality starts with a finer quantiser; training refines it.
+    return torch.logspace(-1.0, 1.5, levels, base=2.0)
+
+
+def _pmf_table(eb: EntropyBottleneck, bound: int) -> np.ndarray:
+    """P(round(v) = k) for k in [-bound, bound], per channel, in float64 (C x L)."""
+    eb64 = copy.deepcopy(eb).double().cpu()
+    c = eb64.channels
+    k = torch.arange(-bound, bound + 1, dtype=torch.float64)
+    with torch.no_grad():
+        lik, _, _ = eb64._likelihood(k.view(1, 1, -1).expand(c, 1, -1).contiguous())
+    return lik.view(c, -1).clamp_min(0).numpy()
+
+
+class _Base(nn.Module):
+    """Shared pieces: transforms, gains, one EntropyBottleneck per quality level."""
+
+    downsample = 16
+    bound: int
+
+    def __init__(self, cfg: ModelConfig, eb_channels: int) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.g_a = _analysis(cfg.n, cfg.m)
+        self.g_s = _synthesis(cfg.n, cfg.m)
+        self.gain = GainUnit(cfg.levels, cfg.m, _gain_init(cfg.levels))
+        self.ebs = nn.ModuleList(EntropyBottleneck(eb_channels) for _ in range(cfg.levels))
+        # Coding tables, filled by build_tables() at export and loaded with the weights, so
+        # the decoder never recomputes a density (bit-exact whatever the thread count).
+        self.register_buffer(
+            "tables", torch.zeros(cfg.levels, eb_channels, 2 * self.bound + 1, dtype=torch.float64)
+        )
+        self._coders: dict[int, TableCoder] = {}
+
+    def build_tables(self) -> None:
+        """Freeze each quality's density into a float64 probability table (after training)."""
+        for q, eb in enumerate(self.ebs):
+            self.tables[q] = torch.from_numpy(_pmf_table(eb, self.bound))
+        self._reset_caches()
+
+    def _reset_caches(self) -> None:
+        self._coders.clear()
+
+    def load_state_dict(self, *args, **kwargs):  # noqa: D102 - derived caches follow the weights
+        self._reset_caches()
+        return super().load_state_dict(*args, **kwargs)
+
+    def table_coder(self, q: int) -> TableCoder:
+        if q not in self._coders:
+            t = self.tables[q].cpu().numpy()
+            if not t.any():
+                raise RuntimeError("coding tables are empty: call build_tables() after training")
+            self._coders[q] = TableCoder(t, np.full(t.shape[0], -self.bound))
+        return self._coders[q]
+
+    @staticmethod
+    def channel_index(shape: tuple[int, ...]) -> np.ndarray:
+        """Channel of each element of a flattened (1, C, H, W) latent."""
+        _, c, h, w = shape
+        return np.repeat(np.arange(c), h * w)
+
+
+class FactorizedPrior(_Base):
+    """Ballé 2017: y = g_a(x), coded with a per-channel factorized density."""
+
+    bound = _Y_BOUND
+
+    def __init__(self, cfg: ModelConfig = ModelConfig()) -> None:
+        super().__init__(cfg, cfg.m)
+
+    def forward(self, x: torch.Tensor, q: int) -> ForwardResult:
+        y = self.gain(self.g_a(x), q)
+        _, y_lik = self.ebs[q](y)  # additive-noise proxy for the rate
+        y_hat = ste_round(y)  # decoder sees really-rounded values (mixed quantisation)
+        x_hat = self.g_s(self.gain(y_hat, q, inverse=True))
+        return ForwardResult(x_hat, {"y": y_lik})
+
+    def analysis(self, x: torch.Tensor, q: int) -> torch.Tensor:
+        return self.gain(self.g_a(x), q)
+
+    def synthesis(self, y_hat: torch.Tensor, q: int) -> torch.Tensor:
+        return self.g_s(self.gain(y_hat, q, inverse=True))
+
+    def compress_latent(self, y: torch.Tensor, q: int) -> list[bytes]:
+        sym = torch.round(y).to(torch.int64).cpu().numpy()
+        return [self.table_coder(q).encode(sym, self.channel_index(tuple(y.shape)))]
+
+    def decompress_latent(self, streams: list[bytes], shape: tuple[int, ...], q: int) -> torch.Tensor:
+        sym = self.table_coder(q).decode(streams[0], self.channel_index(shape))
+        return torch.from_numpy(sym.astype(np.float32)).view(shape)
+
+
+class MeanScaleHyperprior(_Base):
+    """Minnen 2018 mean-scale hyperprior (no autoregressive context)."""
+
+    bound = _Z_BOUND
+
+    def __init__(self, cfg: ModelConfig = ModelConfig()) -> None:
+        super().__init__(cfg, cfg.n)
+        n, m = cfg.n, cfg.m
+        self.h_a = nn.Sequential(
+            conv(m, n, 3, 1), nn.LeakyReLU(inplace=True), conv(n, n), nn.LeakyReLU(inplace=True), conv(n, n)
+        )
+        self.h_s = nn.Sequential(
+            deconv(n, m), nn.LeakyReLU(inplace=True), deconv(m, m * 3 // 2), nn.LeakyReLU(inplace=True),
+            conv(m * 3 // 2, 2 * m, 3, 1),
+        )
+        self.gaussian = GaussianConditional(None)
+        self.coder = GaussianCoder()
+        self._h_s64: nn.Module | None = None
+
+    def forward(self, x: torch.Tensor, q: int) -> ForwardResult:
+        y = self.gain(self.g_a(x), q)
+        z = self.h_a(y)
+        z_hat, z_lik = self.ebs[q](z)
+        scales, means = self.h_s(z_hat).chunk(2, 1)
+        _, y_lik = self.gaussian(y, scales, means=means)
+        y_hat = ste_round(y - means) + means
+        x_hat = self.g_s(self.gain(y_hat, q, inverse=True))
+        return ForwardResult(x_hat, {"y": y_lik, "z": z_lik})
+
+    def analysis(self, x: torch.Tensor, q: int) -> torch.Tensor:
+        return self.gain(self.g_a(x), q)
+
+    def synthesis(self, y_hat: torch.Tensor, q: int) -> torch.Tensor:
+        return self.g_s(self.gain(y_hat, q, inverse=True))
+
+    def entropy_parameters(self, z_hat: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """Scale indices and means from the integer hyper-latent.
+
+        Runs on the CPU in float64 whatever device the transforms use: the scale indices
+        must be identical in encoder and decoder, and float64 keeps thread-count (and
+        CPU/GPU) rounding differences ~1e-15, far below the spacing of the scale table.
+        """
+        if self._h_s64 is None:
+            self._h_s64 = copy.deepcopy(self.h_s).double().cpu().eval()
+        with torch.no_grad():
+            scales, means = self._h_s64(z_hat.double().cpu()).chunk(2, 1)
+        return self.coder.scale_index(scales.numpy()), means.numpy()
+
+    def compress_latent(self, y: torch.Tensor, q: int) -> list[bytes]:
+        z = self.h_a(y)
+        z_sym = torch.round(z).to(torch.int64).cpu().numpy()
+        z_stream = self.table_coder(q).encode(z_sym, self.channel_index(tuple(z.shape)))
+        idx, means = self.entropy_parameters(torch.from_numpy(z_sym))
+        y_sym = np.round(y.double().cpu().numpy() - means).astype(np.int64)
+        return [z_stream, self.coder.encode(y_sym, idx)]
+
+    def decompress_latent(self, streams: list[bytes], shape: tuple[int, ...], q: int) -> torch.Tensor:
+        b, _, h, w = shape
+        z_shape = (b, self.cfg.n, -(-h // 4), -(-w // 4))
+        z_sym = self.table_coder(q).decode(streams[0], self.channel_index(z_shape)).reshape(z_shape)
+        idx, means = self.entropy_parameters(torch.from_numpy(z_sym))
+        if idx.shape != tuple(shape):
+            raise ValueError(f"hyper-latent predicts {idx.shape}, expected {shape}")
+        y_sym = self.coder.decode(streams[1], idx).reshape(shape)
+        return torch.from_numpy((y_sym + means).astype(np.float32))
+
+    def _reset_caches(self) -> None:
+        super()._reset_caches()
+        self._h_s64 = None

@@ -1,0 +1,152 @@
+"""Plugin wrapper shared by the learned image codecs.
+
+Loads the codec's shipped weights (safetensors) once, picks the quality level, pads the input
+to the network's stride, runs the transforms through :mod:`glocal_codec.engine` (tiling big
+images) and the latents through the model's entropy coder. Grayscale images go through the RGB
+network as three equal channels and come back as one channel.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Literal
+
+import torch
+
+from ..bitstream.errors import CorruptStreamError
+from ..engine import crop, pad_to_multiple, resolve_device, tiled_apply
+from ..weights import file_sha256, load_state, manifest_entry, weights_path
+from .base import Payload
+from .hyperprior import FactorizedPrior, MeanScaleHyperprior, ModelConfig
+
+__all__ = ["LearnedImageCodec", "WeightsMissingError", "TILE_PIXELS"]
+
+#: Images with more pixels than this are run through the transforms tile by tile.
+TILE_PIXELS = 1024 * 1024
+_TILE = 512  # input pixels per tile (a multiple of the 16-pixel stride)
+_HALO = 96  # wider than the analysis transform's 61-pixel receptive field
+
+
+class WeightsMissingError(RuntimeError):
+    """The codec's weights file is not installed."""
+
+
+class LearnedImageCodec:
+    """Base for learned codecs whose model has ``analysis``/``synthesis`` and latent coding."""
+
+    name: str
+    media: Literal["image"] = "image"
+    description: str = ""
+    model_class: type
+    pad_multiple = 64  # g_a (16) x h_a (4): every latent and hyper-latent has whole pixels
+
+    def __init__(self, device: str | torch.device | None = None) -> None:
+        self.device = resolve_device(device)
+        self._model: torch.nn.Module | None = None
+        self._digest: bytes | None = None
+        self._lock = threading.Lock()
+        entry = manifest_entry(self.name)
+        levels = entry.get("config", {}).get("levels", ModelConfig().levels)
+        self.qualities = tuple(range(1, levels + 1))
+        self.default_quality = int(entry.get("default_quality", min(4, levels)))
+
+    def to(self, device: str | torch.device) -> "LearnedImageCodec":
+        """Run the transforms on ``device`` (the entropy parameters always stay on the CPU)."""
+        dev = resolve_device(device)
+        with self._lock:
+            self.device = dev
+            if self._model is not None:
+                self._model.to(dev)
+        return self
+
+    # -- weights -----------------------------------------------------------------------------
+    @property
+    def weights_file(self) -> Path:
+        return weights_path(self.name)
+
+    def weights_available(self) -> bool:
+        return self.weights_file.is_file()
+
+    def weights_digest(self, quality: int) -> bytes:
+        if self._digest is None:
+            if not self.weights_available():
+                raise WeightsMissingError(f"weights for {self.name!r} not found at {self.weights_file}")
+            self._digest = bytes.fromhex(file_sha256(self.weights_file))[:4]
+        return self._digest
+
+    @property
+    def model(self) -> torch.nn.Module:
+        with self._lock:
+            if self._model is None:
+                if not self.weights_available():
+                    raise WeightsMissingError(
+                        f"weights for {self.name!r} not found at {self.weights_file}; train them with "
+                        f"`glocal-codec train {self.name}` or reinstall the package"
+                    )
+                cfg = manifest_entry(self.name).get("config", {})
+                model = self.model_class(ModelConfig(**cfg) if cfg else ModelConfig())
+                model.load_state_dict(load_state(self.weights_file))
+                self._model = model.to(self.device).eval()
+            return self._model
+
+    # -- coding ------------------------------------------------------------------------------
+    def _check_quality(self, quality: int) -> int:
+        if quality not in self.qualities:
+            raise ValueError(f"{self.name}: quality must be one of {list(self.qualities)}, got {quality}")
+        return quality - 1
+
+    def _transform(self, fn, x: torch.Tensor, scale: float) -> torch.Tensor:
+        big = x.shape[-2] * x.shape[-1] * (1 if scale < 1 else 256) > TILE_PIXELS
+        if not big:
+            return fn(x)
+        if scale < 1:
+            return tiled_apply(fn, x, scale=scale, tile=_TILE, halo=_HALO, align=16)
+        return tiled_apply(fn, x, scale=scale, tile=_TILE // 16, halo=_HALO // 16)
+
+    @torch.inference_mode()
+    def encode(self, x: torch.Tensor, quality: int) -> Payload:
+        q = self._check_quality(quality)
+        if x.dim() != 4 or x.shape[0] != 1 or x.shape[1] not in (1, 3):
+            raise ValueError(f"expected a 1 x C x H x W tensor with C in (1, 3), got {tuple(x.shape)}")
+        c, h, w = x.shape[1:]
+        xin = x.expand(1, 3, h, w) if c == 1 else x
+        xin = pad_to_multiple(xin.to(self.device, torch.float32), self.pad_multiple)
+        model = self.model
+        y = self._transform(lambda t: model.analysis(t, q), xin, 1 / 16)
+        streams = model.compress_latent(y, q)
+        return Payload(shape=(c, h, w), quality=quality, streams=tuple(streams))
+
+    @torch.inference_mode()
+    def decode(self, payload: Payload) -> torch.Tensor:
+        q = self._check_quality(payload.quality)
+        c, h, w = payload.shape
+        m = self.pad_multiple
+        ph, pw = -(-h // m) * m, -(-w // m) * m
+        latent = (1, self.model.cfg.m, ph // 16, pw // 16)
+        if len(payload.streams) != self.n_streams:
+            raise CorruptStreamError(f"{self.name} expects {self.n_streams} streams, got {len(payload.streams)}")
+        y_hat = self.model.decompress_latent(list(payload.streams), latent, q).to(self.device)
+        x_hat = self._transform(lambda t: self.model.synthesis(t, q), y_hat, 16)
+        x_hat = crop(x_hat, h, w).clamp_(0, 1)
+        if c == 1:
+            # back to one channel: the mean of the three (the network sees gray as R=G=B)
+            x_hat = x_hat.mean(dim=1, keepdim=True)
+        return x_hat.float().cpu()
+
+    n_streams = 1
+
+
+class FactorizedCodec(LearnedImageCodec):
+    name = "factorized"
+    description = "Ballé 2017 factorized prior (GDN transforms), variable rate; trained by this project"
+    model_class = FactorizedPrior
+    pad_multiple = 16
+    n_streams = 1
+
+
+class MshCodec(LearnedImageCodec):
+    name = "msh"
+    description = "Minnen 2018 mean-scale hyperprior, variable rate (gain units); trained by this project"
+    model_class = MeanScaleHyperprior
+    n_streams = 2

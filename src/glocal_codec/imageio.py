@@ -1,0 +1,132 @@
+"""Reading images as people have them, writing decoded ones.
+
+What is accepted (documented in the README):
+
+* 8-bit RGB and grayscale (``L``) -- coded as they are (grayscale stays one channel);
+* palette (``P``), ``CMYK``, ``YCbCr``, ``LAB``, ``HSV`` -- converted to RGB;
+* 16-bit grayscale / 48-bit RGB PNG -- converted to 8 bits per channel (the codecs are 8-bit);
+  :func:`load_image` reports the conversion in ``ImageInfo.converted_from``;
+* an alpha channel (``RGBA``, ``LA``, ``PA``, transparency key) that is fully opaque is dropped;
+  a *non-opaque* alpha channel is rejected with :class:`UnsupportedImageError`, because the
+  codecs do not code alpha and silently flattening it would lose data.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+__all__ = ["UnsupportedImageError", "ImageInfo", "load_image", "to_tensor", "to_pil", "atomic_write"]
+
+
+class UnsupportedImageError(ValueError):
+    """The input image cannot be coded (alpha with transparency, unreadable file, ...)."""
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    mode: str
+    converted_from: str | None
+
+
+def _drop_opaque_alpha(img: Image.Image) -> Image.Image:
+    alpha = np.asarray(img.getchannel("A"))
+    if alpha.min() < 255:
+        raise UnsupportedImageError(
+            "image has an alpha channel with transparent pixels; glocal-codec codes RGB or "
+            "grayscale only. Flatten it first, e.g. onto white: "
+            "Image.alpha_composite(Image.new('RGBA', im.size, 'white'), im).convert('RGB')"
+        )
+    return img.convert("RGB" if img.mode in ("RGBA", "PA", "RGBa") else "L")
+
+
+def to_tensor(img: Image.Image) -> tuple[torch.Tensor, ImageInfo]:
+    """PIL image -> float tensor 1 x C x H x W in [0, 1] (C = 1 or 3), by the rules above."""
+    src = img.mode
+    converted = None
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        # 16-bit grayscale: keep the top 8 bits (documented conversion).
+        arr = np.asarray(img, dtype=np.uint32) >> 8 if img.mode != "I" else np.asarray(img)
+        arr = np.clip(arr, 0, 255).astype(np.uint8) if img.mode == "I" else arr.astype(np.uint8)
+        img, converted = Image.fromarray(arr, "L"), src
+    elif img.mode == "F":
+        img, converted = Image.fromarray(np.clip(np.asarray(img), 0, 255).astype(np.uint8), "L"), src
+    elif img.mode == "1":
+        img, converted = img.convert("L"), src
+    elif img.mode == "P":
+        img = img.convert("RGBA") if "transparency" in img.info else img.convert("RGB")
+        converted = src
+    elif img.mode in ("L", "RGB"):
+        if "transparency" in img.info:
+            img = img.convert("RGBA" if img.mode == "RGB" else "LA")
+    elif img.mode not in ("RGBA", "LA", "PA", "RGBa", "La"):
+        img, converted = img.convert("RGB"), src
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        img = _drop_opaque_alpha(img.convert("RGBA") if img.mode in ("PA", "RGBa") else img)
+        converted = converted or src
+    arr = np.asarray(img, dtype=np.uint8)
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    x = torch.from_numpy(arr.copy()).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
+    return x, ImageInfo(img.mode, converted)
+
+
+def load_image(path: str | os.PathLike) -> tuple[torch.Tensor, ImageInfo]:
+    """Read an image file into a 1 x C x H x W float tensor (see the module docs)."""
+    path = Path(path)
+    try:
+        with Image.open(path) as img:
+            img.load()
+            if getattr(img, "n_frames", 1) > 1:
+                img.seek(0)  # animated formats: the first frame is the image
+            return to_tensor(img)
+    except FileNotFoundError:
+        raise
+    except (UnidentifiedImageError, OSError, SyntaxError) as err:
+        raise UnsupportedImageError(f"cannot read {path} as an image: {err}") from None
+    except Image.DecompressionBombError as err:
+        raise UnsupportedImageError(f"{path}: {err}") from None
+
+
+def to_pil(x: torch.Tensor) -> Image.Image:
+    """1 x C x H x W (or C x H x W) float tensor in [0, 1] -> 8-bit PIL image."""
+    if x.dim() == 4:
+        if x.shape[0] != 1:
+            raise ValueError("to_pil takes one image")
+        x = x[0]
+    arr = (x.detach().float().clamp(0, 1) * 255.0).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    return Image.fromarray(arr[:, :, 0], "L") if arr.shape[2] == 1 else Image.fromarray(arr, "RGB")
+
+
+def atomic_write(path: str | os.PathLike, data: bytes | None = None, *, image: Image.Image | None = None,
+                 force: bool = False, fmt: str | None = None) -> Path:
+    """Write bytes (or a PIL image) to ``path`` atomically: temp file in the same folder, then rename.
+
+    Refuses to replace an existing file unless ``force``; never leaves a partial file behind.
+    """
+    path = Path(path)
+    if path.exists() and not force:
+        raise FileExistsError(f"{path} exists; pass --force to overwrite it")
+    if path.exists() and path.is_dir():
+        raise IsADirectoryError(f"{path} is a directory")
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise FileNotFoundError(f"output folder {folder} does not exist")
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            if image is not None:
+                image.save(f, format=fmt or Image.registered_extensions().get(path.suffix.lower(), "PNG"))
+            else:
+                f.write(data or b"")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
