@@ -17,7 +17,9 @@ p.add_argument("--threads", type=int)
 p.add_argument("--n", type=int, default=96)
 p.add_argument("--m", type=int, default=128)
 p.add_argument("--resume", action="store_true")
+p.add_argument("--init-from")
 a = p.parse_args()
 cfg = TrainConfig(codec=a.codec, data=a.data, out=a.out, steps=a.steps, minutes=a.minutes, batch=a.batch,
-                  crop=a.crop, lr=a.lr, threads=a.threads, n=a.n, m=a.m)
+                  crop=a.crop, lr=a.lr, threads=a.threads, n=a.n, m=a.m,
+                  init_from=a.init_from)
 print(train(cfg, resume=a.resume))

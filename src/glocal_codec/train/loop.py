@@ -22,7 +22,7 @@ import torch
 from ..codecs.hyperprior import LAMBDAS, FactorizedPrior, MeanScaleHyperprior, ModelConfig
 from .data import CropSampler, find_images
 
-__all__ = ["TrainConfig", "TrainResult", "MODELS", "build_model", "rd_loss", "train"]
+__all__ = ["TrainConfig", "TrainResult", "MODELS", "build_model", "init_from", "rd_loss", "train"]
 
 MODELS: dict[str, type] = {"msh": MeanScaleHyperprior, "factorized": FactorizedPrior}
 
@@ -46,6 +46,7 @@ class TrainConfig:
     n: int = 96
     m: int = 128
     qualities: list[int] = field(default_factory=list)  # empty: all levels
+    init_from: str | None = None  # checkpoint/safetensors of a related model: copy matching tensors
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,24 @@ def rd_loss(x: torch.Tensor, result, lmbda: float) -> tuple[torch.Tensor, float,
     loss = bpp + lmbda * 255.0**2 * mse
     psnr = -10 * math.log10(max(mse.item(), 1e-10))
     return loss, bpp.item(), psnr
+
+
+def init_from(model: torch.nn.Module, path: Path) -> int:
+    """Copy every tensor whose name and shape match from a checkpoint or safetensors file.
+
+    Used to start ``factorized`` from ``msh``'s transforms and gains (same g_a / g_s shapes):
+    transfer learning that saves most of a CPU training budget.
+    """
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        src = load_file(str(path))
+    else:
+        src = torch.load(path, map_location="cpu", weights_only=False)["model"]
+    own = model.state_dict()
+    keep = {k: v for k, v in src.items() if k in own and own[k].shape == v.shape and not k.startswith("ebs.")}
+    model.load_state_dict({**own, **keep})
+    return len(keep)
 
 
 def _lr_at(cfg: TrainConfig, progress: float) -> float:
@@ -102,6 +121,9 @@ def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] | N
     model = build_model(cfg.codec, ModelConfig(cfg.n, cfg.m)).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     step, elapsed = 0, 0.0
+    if cfg.init_from and not (resume and ckpt_path.exists()):
+        copied = init_from(model, Path(cfg.init_from))
+        log(f"initialised {copied} tensors from {cfg.init_from}")
     if resume and ckpt_path.exists():
         state = torch.load(ckpt_path, map_location=device, weights_only=False)
         model.load_state_dict(state["model"])
