@@ -1,0 +1,75 @@
+"""Shared test set-up.
+
+Learned codecs need weights. The package ships trained ones; where a codec's shipped weights are
+missing (a checkout before training finished), this file builds small *untrained* weights in a
+temporary folder so every round-trip, corruption and fuzz test still runs against real models
+and real entropy coding. ``UNTRAINED`` names those codecs: quality floors only apply to trained
+weights, and tests that check them skip for untrained ones (saying why).
+
+``GLOCAL_CODEC_WEIGHTS`` is set here, before any codec is opened, so the registry's cached
+codec instances see the right folder.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+import torch
+
+from glocal_codec.codecs.hyperprior import ModelConfig
+from glocal_codec.train.loop import build_model
+from glocal_codec.weights import WEIGHTS_DIR, load_manifest, save_state, update_manifest
+
+LEARNED = ("factorized", "msh")
+#: Learned codecs running on untrained stand-in weights in this test session.
+UNTRAINED: set[str] = set()
+
+DATA = Path(os.environ.get("GLOCAL_CODEC_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+
+
+def _prepare_weights() -> None:
+    if os.environ.get("GLOCAL_CODEC_WEIGHTS"):
+        return  # the caller chose a folder on purpose
+    missing = [c for c in LEARNED if not (WEIGHTS_DIR / f"{c}.safetensors").is_file()]
+    if not missing:
+        return
+    tmp = Path(tempfile.mkdtemp(prefix="glocal-test-weights-"))
+    shipped = load_manifest(WEIGHTS_DIR)
+    for codec in LEARNED:
+        if codec not in missing:
+            shutil.copy2(WEIGHTS_DIR / f"{codec}.safetensors", tmp / f"{codec}.safetensors")
+            update_manifest(codec, shipped[codec], tmp)
+            continue
+        torch.manual_seed(0)
+        cfg = ModelConfig(n=32, m=48)
+        model = build_model(codec, cfg).eval()
+        model.build_tables()
+        sha = save_state(dict(model.state_dict()), tmp / f"{codec}.safetensors")
+        update_manifest(codec, {"file": f"{codec}.safetensors", "sha256": sha,
+                                "config": {"n": cfg.n, "m": cfg.m, "levels": cfg.levels},
+                                "untrained": True}, tmp)
+        UNTRAINED.add(codec)
+    os.environ["GLOCAL_CODEC_WEIGHTS"] = str(tmp)
+
+
+_prepare_weights()
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """The shared data folder (Kodak, CLIC, ...); tests needing it skip when it is absent."""
+    if not (DATA / "kodak").is_dir():
+        pytest.skip(f"shared data not found at {DATA} (set GLOCAL_CODEC_DATA)")
+    return DATA
+
+
+@pytest.fixture(scope="session")
+def kodak_crop(data_dir: Path) -> torch.Tensor:
+    """A 1x3x96x128 crop of kodim23 (textures, edges, flat sky): small but natural."""
+    from glocal_codec.imageio import load_image
+
+    return load_image(data_dir / "kodak" / "kodim23.png")[0][:, :, 200:296, 300:428].contiguous()
