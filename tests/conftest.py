@@ -15,16 +15,20 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
 import torch
 
-from glocal_codec.codecs.hyperprior import ModelConfig
-from glocal_codec.train.loop import build_model
+from glocal_codec.train.loop import build_model, model_config
 from glocal_codec.weights import WEIGHTS_DIR, load_manifest, save_state, update_manifest
 
-LEARNED = ("factorized", "msh")
+LEARNED = ("factorized", "msh", "glocal")
+#: Small stand-in architectures (fields of each codec's own config class; default n=32, m=48).
+STANDIN: dict[str, dict] = {
+    "glocal": dict(n=16, m=24, window=4, head_dim=8, tokens=4, ctx=24),
+}
 #: Learned codecs running on untrained stand-in weights in this test session.
 UNTRAINED: set[str] = set()
 
@@ -45,12 +49,12 @@ def _prepare_weights() -> None:
             update_manifest(codec, shipped[codec], tmp)
             continue
         torch.manual_seed(0)
-        cfg = ModelConfig(n=32, m=48)
+        cfg = model_config(codec, **STANDIN.get(codec, dict(n=32, m=48)))
         model = build_model(codec, cfg).eval()
         model.build_tables()
         sha = save_state(dict(model.state_dict()), tmp / f"{codec}.safetensors")
         update_manifest(codec, {"file": f"{codec}.safetensors", "sha256": sha,
-                                "config": {"n": cfg.n, "m": cfg.m, "levels": cfg.levels},
+                                "config": asdict(cfg),
                                 "untrained": True}, tmp)
         UNTRAINED.add(codec)
     os.environ["GLOCAL_CODEC_WEIGHTS"] = str(tmp)

@@ -12,6 +12,16 @@ from .imageio import UnsupportedImageError
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str):
+    """``glocal_codec.video`` is imported on first use (it is the only part that needs PyAV)."""
+    if name == "video":
+        import importlib
+
+        return importlib.import_module(".video", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "__version__", "DEFAULT_CODEC", "FileInfo", "CodecInfo", "BitstreamError", "UnsupportedImageError",
     "encode", "decode", "decode_tensor", "read_info", "open_container",

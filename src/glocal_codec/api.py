@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Union
 
 import numpy as np
@@ -56,6 +57,12 @@ class FileInfo:
     bpp: float
     weights_digest: str
     weights_match: bool | None  # None: the codec has no weights or they are not installed
+    fps: Fraction | None = None  # video only: the frame rate stored in the file
+
+    @property
+    def frames(self) -> int:
+        """Number of frames (1 for an image)."""
+        return int(self.shape[0]) if self.media == "video" else 1
 
 
 def as_tensor(image: ImageLike) -> torch.Tensor:
@@ -92,6 +99,9 @@ def encode(image: ImageLike, codec: str = DEFAULT_CODEC, quality: int | None = N
            device: str | None = None) -> bytes:
     """Encode an image into a complete ``.glc`` file (returned as bytes)."""
     c = _with_device(open_codec(codec), device)
+    if c.media != "image":
+        raise ValueError(f"{codec} is a {c.media} codec; use glocal_codec.video.encode_video "
+                         "(or `glocal-codec video encode`)")
     x = as_tensor(image)
     q = c.default_quality if quality is None else int(quality)
     if q not in c.qualities:
@@ -134,6 +144,10 @@ def open_container(data: bytes) -> tuple[Container, Codec]:
 def decode_tensor(data: bytes, device: str | None = None) -> torch.Tensor:
     """Decode a ``.glc`` file to a float tensor 1 x C x H x W in [0, 1]."""
     container, codec = open_container(data)
+    if container.media is not MediaKind.IMAGE:
+        # a BitstreamError (still a ValueError): gc.decode of any bytes raises only that family
+        raise CorruptStreamError(f"the file holds a {container.media.name.lower()} ({codec.name}); decode it with "
+                         "glocal_codec.video.decode_video (or `glocal-codec video decode`)")
     codec = _with_device(codec, device)
     payload = Payload(container.shape, container.quality, container.params, container.streams)
     try:
@@ -169,6 +183,11 @@ def read_info(data: bytes) -> FileInfo:
         match = None
     h, w = container.shape[-2:]
     frames = container.shape[0] if container.media is MediaKind.VIDEO else 1
+    fps = None
+    if container.media is MediaKind.VIDEO:
+        from .video.header import unpack_video_params
+
+        fps = unpack_video_params(container.params)[0]
     return FileInfo(
         codec=name,
         codec_id=container.codec_id,
@@ -181,4 +200,5 @@ def read_info(data: bytes) -> FileInfo:
         bpp=8.0 * len(data) / (h * w * frames),
         weights_digest=container.weights_digest.hex(),
         weights_match=match,
+        fps=fps,
     )

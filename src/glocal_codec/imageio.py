@@ -125,6 +125,9 @@ def atomic_write(path: str | os.PathLike, data: bytes | None = None, *, image: I
                 image.save(f, format=fmt or Image.registered_extensions().get(path.suffix.lower(), "PNG"))
             else:
                 f.write(data or b"")
+        mask = os.umask(0)  # mkstemp makes the file 0600; give it a plain open()'s mode
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

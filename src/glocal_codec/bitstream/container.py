@@ -34,6 +34,7 @@ __all__ = [
     "MAX_SIDE",
     "MAX_PIXELS",
     "MAX_FRAMES",
+    "MAX_VIDEO_PIXELS",
     "MAX_STREAMS",
 ]
 
@@ -46,6 +47,9 @@ _CRC_BYTES = 4
 MAX_SIDE = 1 << 16  # 65,536 pixels per side
 MAX_PIXELS = 1 << 28  # 268 Mpixel per frame (a 16K x 16K image)
 MAX_FRAMES = 1 << 20
+#: Video: at most this many pixels in the whole clip (T * H * W), so a header cannot announce an
+#: absurd clip (2^35 = 34 Gpixel: 83,000 frames of 854 x 480, 16,500 frames of 1920 x 1080).
+MAX_VIDEO_PIXELS = 1 << 35
 MAX_CHANNELS = 4
 MAX_QUALITY = 1 << 16
 MAX_STREAMS = 4096
@@ -89,6 +93,7 @@ class Container:
 def _check_shape(media: MediaKind, shape: tuple[int, ...]) -> None:
     if len(shape) != media.ndim:
         raise LimitError(f"{media.name.lower()} shape must have {media.ndim} dims, got {shape}")
+    frames = 1
     if media is MediaKind.VIDEO:
         frames, shape = shape[0], shape[1:]
         if not 1 <= frames <= MAX_FRAMES:
@@ -100,6 +105,8 @@ def _check_shape(media: MediaKind, shape: tuple[int, ...]) -> None:
         raise LimitError(f"image size {w}x{h} outside 1..{MAX_SIDE} per side")
     if h * w > MAX_PIXELS:
         raise LimitError(f"image size {w}x{h} has more than {MAX_PIXELS} pixels")
+    if media is MediaKind.VIDEO and frames * h * w > MAX_VIDEO_PIXELS:
+        raise LimitError(f"video of {frames} frames of {w}x{h} has more than {MAX_VIDEO_PIXELS} pixels in all")
 
 
 def write_container(c: Container) -> bytes:

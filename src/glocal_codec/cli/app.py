@@ -13,6 +13,7 @@ from typing import List, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from .. import api
@@ -33,7 +34,7 @@ _EXPECTED = (BitstreamError, UnsupportedImageError, FileExistsError, FileNotFoun
 
 
 def _fail(e: BaseException) -> None:
-    err.print(f"[bold red]error:[/] {e}", highlight=False)
+    err.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)  # "[x]" is not markup
     raise typer.Exit(1)
 
 
@@ -122,7 +123,7 @@ def info(src: Path = typer.Argument(..., help=".glc file")) -> None:
     match = {True: "matches installed", False: "DIFFERS from installed", None: "n/a"}[i.weights_match]
     rows = [
         ("file", str(src)), ("codec", f"{i.codec} (id {i.codec_id})"), ("format version", str(i.format_version)),
-        ("media", i.media), ("shape (C,H,W)", "x".join(map(str, i.shape))), ("quality", str(i.quality)),
+        ("media", i.media), ("shape (T,C,H,W)" if i.media == "video" else "shape (C,H,W)", "x".join(map(str, i.shape))), ("quality", str(i.quality)),
         ("bytes", f"{i.bytes} (header {i.header_bytes})"), ("bpp", f"{i.bpp:.4f}"),
         ("weights digest", f"{i.weights_digest} ({match})"),
     ]
@@ -187,6 +188,16 @@ def train(
             out.print(f"weights written to {path}")
     except _EXPECTED as e:
         _fail(e)
+
+
+# `eval` and `bdrate` (the evaluation issue) live in eval_cmds.py.
+from .eval_cmds import register_eval_commands  # noqa: E402
+
+register_eval_commands(app)
+
+from .video import video_app  # noqa: E402  (the `glocal-codec video ...` sub-app)
+
+app.add_typer(video_app, name="video")
 
 
 def main() -> None:

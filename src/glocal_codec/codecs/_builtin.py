@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from .glocal import GlocalCodec
 from .learned import FactorizedCodec, MshCodec
 from .registry import register_codec
 
 register_codec("factorized")(FactorizedCodec)
 register_codec("msh")(MshCodec)
+register_codec("glocal")(GlocalCodec)
 
 try:  # classical codecs through Pillow
     from . import classic  # noqa: F401  (registers jpeg, webp, avif, jpeg2000 on import)
@@ -14,5 +16,12 @@ except ImportError as err:  # pragma: no cover - Pillow is a hard dependency; ke
     import logging
 
     logging.getLogger(__name__).warning("classical codecs unavailable: %s", err)
+
+try:  # classical video codecs (x264, x265, av1) through PyAV, an optional-at-runtime dependency
+    from ..video import classic as _video_classic  # noqa: F401  (registers those whose encoder exists)
+except ImportError as err:  # PyAV missing: only the video plugins are disabled
+    import logging
+
+    logging.getLogger(__name__).warning("video codecs unavailable (PyAV): %s", err)
 
 __all__: list[str] = []

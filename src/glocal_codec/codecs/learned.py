@@ -85,7 +85,9 @@ class LearnedImageCodec:
                         f"`glocal-codec train {self.name}` or reinstall the package"
                     )
                 cfg = manifest_entry(self.name).get("config", {})
-                model = self.model_class(ModelConfig(**cfg) if cfg else ModelConfig())
+                # each model names its own config dataclass (glocal has more fields than n, m)
+                config_class = getattr(self.model_class, "config_class", ModelConfig)
+                model = self.model_class(config_class(**cfg))
                 model.load_state_dict(load_state(self.weights_file))
                 self._model = model.to(self.device).eval()
             return self._model

@@ -32,6 +32,9 @@ def default_scale_table(lo: float = 0.11, hi: float = 256.0, levels: int = 64) -
     return np.exp(np.linspace(np.log(lo), np.log(hi), levels, dtype=np.float64))
 
 
+_INT32_MIN, _INT32_MAX = -(1 << 31), (1 << 31) - 1
+
+
 def _zigzag(v: int) -> int:
     return (v << 1) if v >= 0 else ((-v << 1) - 1)
 
@@ -44,6 +47,9 @@ def _split_escapes(symbols: np.ndarray, lo: np.ndarray | int, hi: np.ndarray | i
     """Clamp symbols into [lo, hi]; serialise the positions/values that did not fit."""
     clamped = np.clip(symbols, lo, hi)
     idx = np.flatnonzero(clamped != symbols)
+    if idx.size and (symbols[idx].min() < _INT32_MIN or symbols[idx].max() > _INT32_MAX):
+        # the decoder returns int32 symbols: refuse what it could not give back
+        raise ValueError("symbols must fit in 32-bit signed integers")
     out = bytearray(encode_varint(len(idx)))
     prev = 0
     for i in idx.tolist():  # only the (rare) out-of-range symbols, never every symbol
@@ -62,6 +68,8 @@ def _read_escapes(data: bytes, n: int) -> tuple[list[tuple[int, int]], int]:
     for _ in range(count):
         delta, pos = decode_varint(data, pos, "escape position")
         value, pos = decode_varint(data, pos, "escape value")
+        if value >> 32:
+            raise CorruptStreamError("escape value beyond the 32-bit range of the coded symbols")
         prev += delta
         if prev >= n:
             raise CorruptStreamError("escape position beyond the coded symbols")
@@ -74,6 +82,16 @@ def _words(data: bytes, pos: int) -> np.ndarray:
     if len(body) % 4:
         raise CorruptStreamError("entropy-coded stream length is not a multiple of 4 bytes")
     return np.frombuffer(body, dtype="<u4").astype(np.uint32)
+
+
+def _range_decode(dec, *args) -> np.ndarray:
+    """``dec.decode(*args)``; constriction's errors on invalid data become CorruptStreamError."""
+    try:
+        return dec.decode(*args)
+    except (AssertionError, ValueError, RuntimeError, OverflowError) as err:
+        # constriction raises AssertionError ("compressed data that is invalid for the employed
+        # entropy model") or ValueError on a damaged body: one clear error for the caller
+        raise CorruptStreamError(f"entropy-coded stream is invalid for its model: {err}") from None
 
 
 def _apply_escapes(symbols: np.ndarray, escapes: list[tuple[int, int]]) -> np.ndarray:
@@ -122,7 +140,7 @@ class GaussianCoder:
         if not n:
             return np.zeros(0, np.int32)
         stds = self.scale_table[indexes]
-        symbols = np.asarray(dec.decode(self._family, np.zeros_like(stds), stds), dtype=np.int32)
+        symbols = np.asarray(_range_decode(dec, self._family, np.zeros_like(stds), stds), dtype=np.int32)
         return _apply_escapes(symbols, escapes)
 
 
@@ -175,7 +193,7 @@ class TableCoder:
         start = 0
         for k, cnt in enumerate(counts.tolist()):
             if cnt:
-                local[order[start : start + cnt]] = dec.decode(self._models[k], cnt)
+                local[order[start : start + cnt]] = _range_decode(dec, self._models[k], cnt)
                 start += cnt
         local = _apply_escapes(local, [(i, v) for i, v in escapes])
         # escapes hold values relative to the channel offset, like the coded symbols

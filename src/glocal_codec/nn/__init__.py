@@ -1,5 +1,32 @@
-"""Shared neural building blocks for every learned codec."""
+"""Shared neural building blocks for every learned codec.
+
+* :mod:`.layers` -- strided conv / deconv helpers, GDN (CompressAI), gain units, STE rounding
+* :mod:`.residual` -- residual conv blocks (CompressAI) and attention-free conv blocks
+* :mod:`.window_attention` -- Swin / SwinV2 shifted-window attention
+* :mod:`.global_attention` -- pooled-token global attention and channel (transposed) attention
+* :mod:`.glocal_block` -- :class:`GlocalBlock`, local + global attention in one block
+"""
 
 from .layers import GDN, GainUnit, conv, deconv, ste_round
+from .global_attention import ChannelAttention, GlobalTokenAttention
+from .glocal_block import GlocalBlock, glocal_stage, heads_for
+from .residual import DepthwiseConvBlock, ResidualBlock, SqueezeExcite
+from .window_attention import SwinV2Block, WindowAttention
 
-__all__ = ["GDN", "GainUnit", "conv", "deconv", "ste_round"]
+__all__ = [
+    "GDN",
+    "GainUnit",
+    "conv",
+    "deconv",
+    "ste_round",
+    "ChannelAttention",
+    "GlobalTokenAttention",
+    "GlocalBlock",
+    "glocal_stage",
+    "heads_for",
+    "DepthwiseConvBlock",
+    "ResidualBlock",
+    "SqueezeExcite",
+    "SwinV2Block",
+    "WindowAttention",
+]

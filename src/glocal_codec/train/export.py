@@ -9,9 +9,9 @@ from typing import Any
 
 import torch
 
-from ..codecs.hyperprior import LAMBDAS, ModelConfig
+from ..codecs.hyperprior import LAMBDAS
 from ..weights import save_state, update_manifest, weights_base
-from .loop import build_model
+from .loop import build_model, model_config
 
 __all__ = ["export_checkpoint"]
 
@@ -21,7 +21,11 @@ def export_checkpoint(checkpoint: Path, codec: str, out_dir: Path | None = None,
     """Freeze the coding tables of a checkpoint and write ``<codec>.safetensors`` + manifest row."""
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)
     tcfg = state["config"]
-    cfg = ModelConfig(n=tcfg["n"], m=tcfg["m"])
+    # the model's own config as trained (older checkpoints: n and m of the training config)
+    if "model_config" in state:
+        cfg = model_config(codec, **state["model_config"])
+    else:
+        cfg = model_config(codec, tcfg["n"], tcfg["m"])
     model = build_model(codec, cfg)
     model.load_state_dict(state["model"])
     model.eval()

@@ -19,12 +19,13 @@ from typing import Callable
 
 import torch
 
+from ..codecs.glocal import GlocalModel
 from ..codecs.hyperprior import LAMBDAS, FactorizedPrior, MeanScaleHyperprior, ModelConfig
 from .data import CropSampler, find_images
 
-__all__ = ["TrainConfig", "TrainResult", "MODELS", "build_model", "init_from", "rd_loss", "train"]
+__all__ = ["TrainConfig", "TrainResult", "MODELS", "build_model", "model_config", "init_from", "rd_loss", "train"]
 
-MODELS: dict[str, type] = {"msh": MeanScaleHyperprior, "factorized": FactorizedPrior}
+MODELS: dict[str, type] = {"msh": MeanScaleHyperprior, "factorized": FactorizedPrior, "glocal": GlocalModel}
 
 
 @dataclass
@@ -43,8 +44,9 @@ class TrainConfig:
     seed: int = 0
     ckpt_every: int = 200
     log_every: int = 50
-    n: int = 96
-    m: int = 128
+    n: int | None = None  # None: the model's default (msh/factorized 96, glocal 64)
+    m: int | None = None  # None: the model's default (msh/factorized 128, glocal 96)
+    arch: dict = field(default_factory=dict)  # further config fields of models that have them (glocal)
     qualities: list[int] = field(default_factory=list)  # empty: all levels
     init_from: str | None = None  # checkpoint/safetensors of a related model: copy matching tensors
 
@@ -57,10 +59,20 @@ class TrainResult:
     last_loss: float
 
 
-def build_model(codec: str, cfg: ModelConfig) -> torch.nn.Module:
+def model_config(codec: str, n: int | None = None, m: int | None = None, **arch):
+    """The config dataclass of ``codec``'s model (``model_class.config_class``, else ModelConfig)."""
     if codec not in MODELS:
         raise ValueError(f"no trainer for codec {codec!r}; trainable: {', '.join(MODELS)}")
-    return MODELS[codec](cfg)
+    config_class = getattr(MODELS[codec], "config_class", ModelConfig)
+    given = {k: v for k, v in {"n": n, "m": m, **arch}.items() if v is not None}
+    return config_class(**given)
+
+
+def build_model(codec: str, cfg=None) -> torch.nn.Module:
+    """``codec``'s model for ``cfg`` (its config dataclass; None: the defaults)."""
+    if codec not in MODELS:
+        raise ValueError(f"no trainer for codec {codec!r}; trainable: {', '.join(MODELS)}")
+    return MODELS[codec](cfg if cfg is not None else model_config(codec))
 
 
 def rd_loss(x: torch.Tensor, result, lmbda: float) -> tuple[torch.Tensor, float, float]:
@@ -118,7 +130,7 @@ def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] | N
     out.mkdir(parents=True, exist_ok=True)
     ckpt_path = out / "checkpoint.pt"
     device = torch.device(cfg.device)
-    model = build_model(cfg.codec, ModelConfig(cfg.n, cfg.m)).to(device)
+    model = build_model(cfg.codec, model_config(cfg.codec, cfg.n, cfg.m, **cfg.arch)).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     step, elapsed = 0, 0.0
     if cfg.init_from and not (resume and ckpt_path.exists()):
@@ -143,7 +155,8 @@ def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] | N
 
     def checkpoint() -> None:
         _save(ckpt_path, {"model": model.state_dict(), "optim": opt.state_dict(), "step": step,
-                          "seconds": time.monotonic() - t0, "config": asdict(cfg)})
+                          "seconds": time.monotonic() - t0, "config": asdict(cfg),
+                          "model_config": asdict(model.cfg)})
 
     while step < cfg.steps:
         spent = time.monotonic() - t0

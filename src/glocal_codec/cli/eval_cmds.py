@@ -1,0 +1,172 @@
+"""``glocal-codec eval`` and ``glocal-codec bdrate`` (registered on the app by :func:`register_eval_commands`).
+
+    glocal-codec eval --dataset kodak --codec msh --codec jpeg --report reports/kodak
+    glocal-codec eval --images my_photos/ --codec msh --quality 1 --quality 3
+    glocal-codec bdrate reports/kodak/results.json --anchor jpeg
+
+Thin, like the rest of the CLI: parse, call :mod:`glocal_codec.eval`, print. Expected failures
+are one ``error:`` line with exit status 1.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.markup import escape
+from typer.core import TyperCommand
+
+__all__ = ["register_eval_commands"]
+
+
+def _errors() -> tuple[type[BaseException], ...]:
+    from ..datasets import DownloadError
+    from ..eval.runner import EvalError
+    from .app import _EXPECTED
+
+    return _EXPECTED + (EvalError, DownloadError, KeyError)
+
+
+def eval_cmd(
+    dataset: Optional[str] = typer.Option(None, "--dataset", "-d",
+                                          help="kodak, clic, clic-professional or clic-mobile"),
+    images: Optional[Path] = typer.Option(None, "--images", help="a folder of your own images (instead of --dataset)"),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir",
+                                            help="local dataset copies (default $GLOCAL_CODEC_DATA; else download "
+                                                 "into the cache)"),
+    codec: List[str] = typer.Option(..., "--codec", "-c", help="codec to measure (repeatable)"),
+    quality: Optional[List[int]] = typer.Option(None, "--quality", "-q",
+                                                help="quality level (repeatable; default: every level)"),
+    report: Optional[Path] = typer.Option(None, "--report", "-o",
+                                          help="report folder: results.json, summary.md/.html, plots "
+                                               "(default reports/<dataset>)"),
+    workers: int = typer.Option(1, "--workers", "-j", help="parallel worker processes (1 torch thread each)"),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda or auto, for learned codecs"),
+    ray: Optional[str] = typer.Option(None, "--ray", metavar="[ADDRESS]",
+                                      help="run tasks on Ray: a cluster ADDRESS, or a local Ray without one "
+                                           "(or with 'local')"),
+    no_lpips: bool = typer.Option(False, "--no-lpips", help="skip LPIPS"),
+    lpips_weights: Optional[Path] = typer.Option(None, "--lpips-weights",
+                                                 help="AlexNet weights file for LPIPS (torchvision state_dict)"),
+    anchor: Optional[str] = typer.Option(None, "--anchor", help="BD-rate anchor in the report (default jpeg)"),
+    limit: Optional[int] = typer.Option(None, "--limit", help="only the first N images (a quick check)"),
+    fresh: bool = typer.Option(False, "--fresh", help="ignore an existing results.json instead of resuming"),
+) -> None:
+    """Measure codecs on a dataset: real file sizes, PSNR, MS-SSIM, LPIPS; resumable; writes a report."""
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                               TimeRemainingColumn)
+
+    from ..datasets import Dataset, image_folder, load_dataset
+    from ..eval.report import write_report
+    from ..eval.runner import evaluate
+    from .app import _fail, err, out
+
+    try:
+        if (dataset is None) == (images is None):
+            raise ValueError("give exactly one of --dataset NAME or --images FOLDER")
+        ds = image_folder(images) if images is not None else load_dataset(dataset, data_dir)  # type: ignore[arg-type]
+        if limit is not None:
+            if limit < 1:
+                raise ValueError("--limit must be at least 1")
+            ds = Dataset(ds.name, ds.root, ds.images[:limit], ds.source, ds.notes)
+        folder = report or Path("reports") / ds.name
+        for note in ds.notes:
+            err.print(f"note: {escape(note)}", highlight=False, soft_wrap=True)
+        with Progress(TextColumn("[bold]eval"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      TextColumn("ETA"), TimeRemainingColumn(), TextColumn("{task.fields[item]}"),
+                      console=err, transient=False) as bar:
+            task = bar.add_task("eval", total=None, item="")
+
+            def on_progress(done: int, total: int, rec) -> None:  # noqa: ANN001
+                item = "" if rec is None else (f"{rec.codec} q{rec.quality} {rec.image}: {rec.bpp:.3f} bpp "
+                                               f"{rec.psnr:.2f} dB")
+                bar.update(task, total=total, completed=done, item=escape(item))
+
+            def note(m: str) -> None:
+                bar.console.print(f"note: {escape(m)}", highlight=False, soft_wrap=True)
+
+            results = evaluate(ds, codec, quality, results_path=folder / "results.json", device=device,
+                               workers=workers, lpips=not no_lpips,
+                               lpips_weights=str(lpips_weights) if lpips_weights else None,
+                               data_dir=str(data_dir) if data_dir else None, ray_address=ray, fresh=fresh,
+                               progress=on_progress, log=note)
+        files = write_report(results, folder, anchor=anchor)
+    except _errors() as e:
+        _fail(e)
+    out.print(f"{len(results.records)} results in {folder / 'results.json'}", highlight=False)
+    plots = [files[k].name for k in ("rd_psnr", "rd_ms_ssim_db", "rd_lpips") if k in files]
+    out.print(f"report: {files['summary_md']} and {files['summary_html']}"
+              + (f"; plots: {', '.join(plots)}" if plots else ""), highlight=False)
+
+
+def bdrate_cmd(
+    results: Path = typer.Argument(..., help="results.json written by `glocal-codec eval`"),
+    anchor: str = typer.Option(..., "--anchor", "-a",
+                               help="a codec in the results, or a published Kodak anchor (vtm, bpg, av1, ...)"),
+    metric: str = typer.Option("psnr", "--metric", "-m", help="psnr or ms_ssim_db"),
+    method: str = typer.Option("pchip", "--method", help="pchip (JVET CTC) or cubic (VCEG-M33)"),
+    published: Optional[List[str]] = typer.Option(None, "--published",
+                                                  help="also list these published Kodak anchors (repeatable)"),
+) -> None:
+    """BD-rate and BD-PSNR (or BD-MS-SSIM dB) of every codec in RESULTS against an anchor."""
+    from rich.table import Table
+
+    from ..eval.anchors import ANCHORS_SOURCE, published_anchors
+    from ..eval.bdrate import METHODS
+    from ..eval.report import METRICS, bd_table
+    from ..eval.runner import load_results
+    from .app import _fail, err, out
+
+    try:
+        if metric not in METRICS:
+            raise ValueError(f"--metric must be one of {', '.join(METRICS)}, got {metric!r}")
+        if method not in METHODS:
+            raise ValueError(f"--method must be one of {', '.join(METHODS)}, got {method!r}")
+        if not results.is_file():
+            raise FileNotFoundError(f"no such file: {results}")
+        res = load_results(results)
+        rows, notes = bd_table(res, anchor, metric, method, published=published or ())
+    except _errors() as e:
+        _fail(e)
+    qname = "BD-PSNR (dB)" if metric == "psnr" else "BD-MS-SSIM (dB)"
+    pub = published_anchors()
+    src = ""
+    if anchor in pub and anchor not in res.codecs():
+        src = f" (published: {pub[anchor].description}; {ANCHORS_SOURCE})"
+    t = Table("codec", "kind", "BD-rate (%)", qname, "overlap", "points",
+              title=escape(f"{res.dataset}: against {anchor}{src}, {METRICS[metric]}, {method}"))
+    for r in rows:
+        flag = " *" if r.notes else ""
+        t.add_row(escape(r.codec) + flag, r.kind, "n/a" if r.bd_rate is None else f"{r.bd_rate:+.2f}",
+                  "n/a" if r.bd_quality is None else f"{r.bd_quality:+.3f}", f"{r.overlap:.0%}", str(r.points))
+    out.print(t)
+    for r in rows:
+        for n in r.notes:
+            err.print(f"* {escape(r.codec)}: {escape(n)}", highlight=False, soft_wrap=True)
+    for n in notes:
+        err.print(f"note: {escape(n)}", highlight=False, soft_wrap=True)
+    if not rows:
+        err.print("note: nothing to compare: the results hold no other codec", highlight=False)
+
+
+class _EvalCommand(TyperCommand):
+    """``eval`` with an optional-value ``--ray``: a bare ``--ray`` (last, or followed by another
+    option) means a local Ray. Typer has no optional option values, so the argument list is
+    completed before parsing."""
+
+    def parse_args(self, ctx, args):  # noqa: ANN001, ANN201 - click's signature
+        args = list(args)
+        for i, a in enumerate(args):
+            if a == "--":
+                break
+            if a == "--ray" and (i + 1 == len(args) or args[i + 1].startswith("-")):
+                args.insert(i + 1, "local")
+                break
+        return super().parse_args(ctx, args)
+
+
+def register_eval_commands(app: typer.Typer) -> None:
+    """Add ``eval`` and ``bdrate`` to the typer app."""
+    app.command("eval", cls=_EvalCommand)(eval_cmd)
+    app.command("bdrate")(bdrate_cmd)

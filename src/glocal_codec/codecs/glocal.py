@@ -1,0 +1,448 @@
+"""``glocal``: global + local attention transforms with a channel/checkerboard context model.
+
+Inspired by Wang et al., "S2LIC: Learned Image Compression with the SwinV2 Block, Adaptive
+Channel-wise and Global-inter Attention Context" (2024), built from this package's blocks:
+
+* **Transforms** -- conv down/up-sampling (stride 16 in all) interleaved with
+  :class:`~glocal_codec.nn.GlocalBlock` stages (SwinV2 shifted-window attention, Liu et al.
+  2022, plus attention to 8 x 8 pooled global tokens; linear in the number of pixels).
+* **Hyperprior** -- ``z = h_a(y)`` coded with a factorized density per quality level (CompressAI
+  ``EntropyBottleneck``, frozen into float64 tables like ``msh``); ``h_s(z)`` gives hyper
+  features at the latent resolution (Ballé et al. 2018, Minnen et al. 2018).
+* **Context model** -- the latent's channels are split into K slices (uneven by default,
+  small ones first, as in He et al., "ELIC", CVPR 2022). Each slice is coded in two
+  checkerboard passes (He et al., "Checkerboard Context Model for Efficient Learned Image
+  Compression", CVPR 2021): *anchors* first, then *non-anchors*, which also see a 5x5 conv of
+  the decoded anchors. An entropy-parameter network (1x1 convs) gets for every slice
+    - the hyper features,
+    - a channel context from all previously decoded slices (Minnen & Singh, "Channel-wise
+      autoregressive entropy models for learned image compression", ICIP 2020), refined by
+      channel-wise (transposed) attention -- S2LIC's adaptive channel-wise context,
+    - a global-inter summary: attention from each position (queried by its hyper features)
+      to <= 64 pooled tokens of the already decoded slices (the hyper features for slice 0),
+  and predicts a Gaussian mean and scale per element. The latent is quantised as
+  ``round(y - mean) + mean`` (STE in training; the symbol coded is the integer residual).
+  Every pass is whole-tensor work: decoding costs 2K network passes, never a per-pixel loop.
+* **Variable rate** -- per-quality gain vectors (Cui et al. 2021) as in ``msh``; one model,
+  six quality levels (``hyperprior.LAMBDAS``).
+
+Bit-exactness (encoder and decoder must derive identical scale indices): the whole entropy
+model (``h_s`` and the slice networks) runs, for coding, on a float64 CPU copy; the encoder
+runs exactly the decoder's sequence of passes on the values the decoder will have (the
+integer hyper-latent, then ``symbol + mean`` per decoded position), so both compute the same
+float64 numbers. Thread-count or CPU/GPU differences in float64 are ~1e-15 relative, far
+below the 1.6 % spacing of the 64-entry scale table that the indices are read from; the
+analysis transform may run on any device in any precision, since only its rounded output is
+transmitted. The same reasoning and approach as ``msh`` (see ``hyperprior.py``).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..nn import GDN, ChannelAttention, GainUnit, GlobalTokenAttention, GlocalBlock, conv, deconv, glocal_stage
+from ..nn import heads_for, ste_round
+from compressai.entropy_models import EntropyBottleneck, GaussianConditional  # noqa: E402  (after ..nn: quiet import)
+
+from ..bitstream.errors import CorruptStreamError
+from ..entropy import GaussianCoder, TableCoder
+from ..entropy.coder import _model, _queue, _read_escapes, _words
+from .hyperprior import _Z_BOUND, LAMBDAS, ForwardResult, _gain_init, _pmf_table
+from .learned import LearnedImageCodec
+
+__all__ = ["GlocalConfig", "GlocalModel", "GlocalCodec", "GlocalResult"]
+
+
+def _auto_slices(m: int) -> tuple[int, ...]:
+    """Four uneven slices in proportion 1:1:2:2 (small first, ELIC-style): 96 -> 16, 16, 32, 32."""
+    if m < 4:
+        return (m,)
+    a = max(1, m // 6)
+    b = max(1, (m - 2 * a) // 2)
+    return (a, a, b, m - 2 * a - b)
+
+
+@dataclass(frozen=True)
+class GlocalConfig:
+    """Architecture hyper-parameters of :class:`GlocalModel` (stored in the weights manifest)."""
+
+    n: int = 64  # channels of the transforms and of the hyper-latent z
+    m: int = 96  # latent channels
+    levels: int = len(LAMBDAS)
+    slices: tuple[int, ...] = ()  # channel slices of the latent; () = 4 uneven ones; an int K = K even ones
+    window: int = 8  # attention window (latent / feature pixels)
+    depth: int = 1  # GlocalBlocks per transform stage
+    head_dim: int = 32  # channels per attention head
+    tokens: int = 8  # global tokens per side (tokens**2 in all)
+    ctx: int = 128  # width of the entropy-parameter networks
+    attention: bool = True  # False: attention-free conv blocks in the transforms (faster)
+
+    def __post_init__(self) -> None:
+        s = self.slices
+        if isinstance(s, int):
+            k = max(1, min(s, self.m))
+            s = tuple(self.m // k + (i >= k - self.m % k) for i in range(k))
+        s = tuple(int(v) for v in s) or _auto_slices(self.m)
+        if sum(s) != self.m or min(s) < 1:
+            raise ValueError(f"slices {s} must be positive and sum to m={self.m}")
+        object.__setattr__(self, "slices", s)
+
+
+@dataclass(frozen=True)
+class GlocalResult(ForwardResult):
+    """:class:`ForwardResult` plus the quantised latent the synthesis saw."""
+
+    y_hat: torch.Tensor | None = None
+
+
+def _checkerboard(h: int, w: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """(1, 1, h, w) bool: True at anchors ((row + col) even), coded in the first pass."""
+    i = torch.arange(h, device=device).view(-1, 1)
+    j = torch.arange(w, device=device).view(1, -1)
+    return ((i + j) % 2 == 0).view(1, 1, h, w)
+
+
+def _channel_index(shape: tuple[int, ...]) -> np.ndarray:
+    """Channel of each element of a flattened (B, C, H, W) tensor."""
+    b, c, h, w = shape
+    return np.tile(np.repeat(np.arange(c), h * w), b)
+
+
+class _ChannelContext(nn.Module):
+    """Previously decoded slices -> ``ctx`` features: 1x1 projection + channel attention."""
+
+    def __init__(self, in_ch: int, ctx: int, head_dim: int) -> None:
+        super().__init__()
+        self.proj = nn.Conv2d(in_ch, ctx, 1)
+        # no depth-wise conv: pure channel mixing is the point here, and a float64 depth-wise
+        # conv is by far the slowest op on the CPU
+        self.attn = ChannelAttention(ctx, heads_for(ctx, head_dim), depthwise=False)
+        self.act = nn.GELU()
+
+    def forward(self, prev: torch.Tensor) -> torch.Tensor:
+        t = self.proj(prev)
+        return self.act(t + self.attn(t))
+
+
+class _ParamNet(nn.Module):
+    """Entropy parameters from 1x1 convs: ``MLP(cat(base, spatial))``, first layer split in two.
+
+    ``W [base; sp] = W_b base + W_s sp``: the base part is the same in both checkerboard
+    passes, so it is computed once per slice (``pre``); the anchor pass has no spatial context
+    (zero, as in He et al. 2021) and skips ``W_s`` entirely.
+    """
+
+    def __init__(self, base_ch: int, sp_ch: int, hidden: int, out_ch: int) -> None:
+        super().__init__()
+        self.base_in = nn.Conv2d(base_ch, hidden, 1)
+        self.sp_in = nn.Conv2d(sp_ch, hidden, 1, bias=False)
+        self.rest = nn.Sequential(nn.GELU(), nn.Conv2d(hidden, hidden, 1), nn.GELU(), nn.Conv2d(hidden, out_ch, 1))
+
+    def pre(self, base: torch.Tensor) -> torch.Tensor:
+        return self.base_in(base)
+
+    def forward(self, pre: torch.Tensor, sp: torch.Tensor | None) -> torch.Tensor:
+        return self.rest(pre if sp is None else pre + self.sp_in(sp))
+
+
+class _EntropyModel(nn.Module):
+    """Everything that turns decoded values into Gaussian parameters (float64 CPU copy when coding).
+
+    Only 1x1 convs act on a mix of anchor and non-anchor positions, so a pass's parameters
+    at its own positions never depend on values that pass has not decoded yet.
+    """
+
+    def __init__(self, cfg: GlocalConfig) -> None:
+        super().__init__()
+        n, m, ctx = cfg.n, cfg.m, cfg.ctx
+        self.slices = cfg.slices
+        hyp = m  # hyper feature channels
+        self.h_s = nn.Sequential(
+            deconv(n, m), nn.GELU(),
+            GlocalBlock(m, window=cfg.window, tokens=cfg.tokens, head_dim=cfg.head_dim, attention=cfg.attention),
+            deconv(m, m * 3 // 2), nn.GELU(),
+            conv(m * 3 // 2, hyp, 3, 1),
+        )
+        heads = heads_for(ctx, cfg.head_dim)
+        starts = np.cumsum((0,) + cfg.slices)
+        self.channel_ctx = nn.ModuleList(
+            _ChannelContext(int(starts[k]), ctx, cfg.head_dim) if k else nn.Identity() for k in range(len(cfg.slices))
+        )
+        self.global_ctx = nn.ModuleList(
+            GlobalTokenAttention(hyp, heads, cfg.tokens, context_dim=int(starts[k]) if k else hyp,
+                                 inner=ctx, out_dim=ctx)
+            for k in range(len(cfg.slices))
+        )
+        self.spatial_ctx = nn.ModuleList(nn.Conv2d(c, 2 * c, 5, padding=2) for c in cfg.slices)
+        self.param = nn.ModuleList(
+            _ParamNet(hyp + (ctx if k else 0) + ctx, 2 * c, ctx, 2 * c) for k, c in enumerate(cfg.slices)
+        )
+
+    def hyper(self, z_hat: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """(N, n, ceil(H/4), ceil(W/4)) -> (N, m, H, W) hyper features."""
+        return self.h_s(z_hat)[..., : size[0], : size[1]]
+
+    def base(self, k: int, hyper: torch.Tensor, prev: torch.Tensor | None) -> torch.Tensor:
+        """First-layer activations for slice ``k`` from everything but the slice itself."""
+        if k == 0:
+            feats = [hyper, self.global_ctx[0](hyper)]
+        else:
+            feats = [hyper, self.channel_ctx[k](prev), self.global_ctx[k](hyper, prev)]
+        return self.param[k].pre(torch.cat(feats, dim=1))
+
+    def params(self, k: int, base: torch.Tensor, anchors: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(scales, means) of slice ``k``; ``anchors`` = decoded anchors (0 elsewhere) for pass 2."""
+        sp = None if anchors is None else self.spatial_ctx[k](anchors)
+        scales, means = self.param[k](base, sp).chunk(2, dim=1)
+        return scales, means
+
+
+#: The Gaussian coder over the default scale table (stateless: one for all models).
+_CODER = GaussianCoder()
+
+#: step(k, mask, means, scales) -> quantised slice k (values at ``mask`` positions are used)
+_Step = Callable[[int, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+class _PassDecoder:
+    """Decodes a :class:`GaussianCoder` stream in consecutive chunks (one per coding pass).
+
+    The encoder writes every pass with one ``GaussianCoder.encode`` call over the
+    concatenated symbols (one stream: a range coder's state carries over, so nothing is
+    lost between passes); the decoder, which learns the next pass's scales only after
+    decoding the previous one, reads it back chunk by chunk from the same range decoder.
+    """
+
+    def __init__(self, coder: GaussianCoder, data: bytes, total: int) -> None:
+        self.coder = coder
+        self.escapes, pos = _read_escapes(data, total)
+        self.dec = _queue.RangeDecoder(_words(data, pos))
+        self.family = _model.QuantizedGaussian(-coder.bound, coder.bound)
+        self.pos, self.total, self._e = 0, total, 0
+
+    def decode(self, indexes: np.ndarray) -> np.ndarray:
+        k = int(indexes.size)
+        if self.pos + k > self.total:
+            raise CorruptStreamError("more symbols requested than the stream holds")
+        if not k:
+            return np.zeros(0, np.int64)
+        stds = self.coder.scale_table[indexes]
+        try:
+            sym = np.asarray(self.dec.decode(self.family, np.zeros_like(stds), stds), dtype=np.int64)
+        except (AssertionError, ValueError, RuntimeError, OverflowError) as err:
+            # constriction's reaction to a body that is invalid for the model: one clear error
+            raise CorruptStreamError(f"entropy-coded latent is invalid for its model: {err}") from None
+        while self._e < len(self.escapes) and self.escapes[self._e][0] < self.pos + k:
+            i, v = self.escapes[self._e]
+            sym[i - self.pos] = v
+            self._e += 1
+        self.pos += k
+        return sym
+
+
+class GlocalModel(nn.Module):
+    """The ``glocal`` network; same interface as :class:`~.hyperprior.MeanScaleHyperprior`.
+
+    ``forward(x, q)`` -> :class:`GlocalResult` (x_hat, likelihoods of y and z, y_hat);
+    ``analysis`` / ``synthesis``; ``compress_latent(y, q)`` -> [z stream, y stream];
+    ``decompress_latent(streams, shape, q)``; ``build_tables()`` after training.
+    Any input size works (outputs are cropped back); the plugin pads to 64.
+    """
+
+    config_class = GlocalConfig
+    downsample = 16
+    bound = _Z_BOUND
+
+    def __init__(self, cfg: GlocalConfig = GlocalConfig()) -> None:
+        super().__init__()
+        self.cfg = cfg
+        n, m, d = cfg.n, cfg.m, cfg.depth
+        kw = dict(window=cfg.window, tokens=cfg.tokens, attention=cfg.attention, head_dim=cfg.head_dim)
+        # attention stages at 1/4, 1/8 and 1/16 (1/2 would cost 4x as much as 1/4 for little
+        # gain: GDN there); the latent itself comes out of / goes into a plain conv, so its
+        # scale is set by a linear layer (not by a LayerNorm's affine parameters)
+        self.g_a = nn.Sequential(
+            conv(3, n, 5, 2), GDN(n),  # /2
+            conv(n, n, 5, 2), glocal_stage(n, d, **kw),  # /4
+            conv(n, n, 3, 2), glocal_stage(n, d, **kw),  # /8
+            conv(n, n, 3, 2), glocal_stage(n, d, **kw),  # /16
+            conv(n, m, 3, 1),
+        )
+        self.g_s = nn.Sequential(
+            conv(m, n, 3, 1), glocal_stage(n, d, **kw), deconv(n, n, 3, 2),  # /8
+            glocal_stage(n, d, **kw), deconv(n, n, 3, 2),  # /4
+            glocal_stage(n, d, **kw), deconv(n, n, 5, 2), GDN(n, inverse=True),  # /2
+            deconv(n, 3, 5, 2),
+        )
+        self.h_a = nn.Sequential(
+            conv(m, n, 3, 1), GlocalBlock(n, **kw),
+            conv(n, n, 5, 2), nn.GELU(), conv(n, n, 5, 2),
+        )
+        self.entropy = _EntropyModel(cfg)
+        self.gain = GainUnit(cfg.levels, m, _gain_init(cfg.levels))
+        self.ebs = nn.ModuleList(EntropyBottleneck(n) for _ in range(cfg.levels))
+        self.gaussian = GaussianConditional(None)
+        # z coding tables (float64), frozen by build_tables() and shipped with the weights
+        self.register_buffer("tables", torch.zeros(cfg.levels, n, 2 * self.bound + 1, dtype=torch.float64))
+        self._coders: dict[int, TableCoder] = {}
+        # the float64 copy lives in a plain dict, not as a module attribute: a registered
+        # submodule would join state_dict() / parameters() and follow model.to(device)
+        self._ent64: dict[str, _EntropyModel] = {}
+
+    @property
+    def coder(self) -> GaussianCoder:
+        """The y coder: stateless and shared (constriction models cannot be pickled or deep-copied)."""
+        return _CODER
+
+    # -- caches derived from the weights -----------------------------------------------------
+    def _reset_caches(self) -> None:
+        self._coders.clear()
+        self._ent64.clear()
+
+    def __getstate__(self):
+        # deepcopy / pickle (EMA copies, torch.save(model)): drop the derived caches, which hold
+        # constriction objects that cannot be copied; they are rebuilt on first use
+        state = super().__getstate__() if hasattr(super(), "__getstate__") else self.__dict__
+        state = dict(state)
+        state["_coders"], state["_ent64"] = {}, {}
+        return state
+
+    def load_state_dict(self, *args, **kwargs):  # noqa: D102 - derived caches follow the weights
+        self._reset_caches()
+        return super().load_state_dict(*args, **kwargs)
+
+    def train(self, mode: bool = True):  # noqa: D102 - weights change while training: drop caches
+        self._reset_caches()
+        return super().train(mode)
+
+    def build_tables(self) -> None:
+        """Freeze each quality's z density into a float64 probability table (after training)."""
+        for q, eb in enumerate(self.ebs):
+            self.tables[q] = torch.from_numpy(_pmf_table(eb, self.bound))
+        self._reset_caches()
+
+    def table_coder(self, q: int) -> TableCoder:
+        if q not in self._coders:
+            t = self.tables[q].cpu().numpy()
+            if not t.any():
+                raise RuntimeError("coding tables are empty: call build_tables() after training")
+            self._coders[q] = TableCoder(t, np.full(t.shape[0], -self.bound))
+        return self._coders[q]
+
+    def entropy64(self) -> _EntropyModel:
+        """The float64 CPU copy of the entropy model used for coding (built once, cached)."""
+        if "cpu" not in self._ent64:
+            with torch.no_grad():
+                self._ent64["cpu"] = copy.deepcopy(self.entropy).double().cpu().eval()
+        return self._ent64["cpu"]
+
+    # -- transforms --------------------------------------------------------------------------
+    def analysis(self, x: torch.Tensor, q: int) -> torch.Tensor:
+        """(N, 3, H, W) -> (N, m, ceil(H/16), ceil(W/16)), gain of quality index ``q`` applied."""
+        return self.gain(self.g_a(x), q)
+
+    def synthesis(self, y_hat: torch.Tensor, q: int) -> torch.Tensor:
+        """(N, m, h, w) -> (N, 3, 16h, 16w)."""
+        return self.g_s(self.gain(y_hat, q, inverse=True))
+
+    # -- the context model: one code path for training, encoding and decoding ---------------
+    def _run(self, ent: _EntropyModel, hyper: torch.Tensor, step: _Step) -> torch.Tensor:
+        """Code every slice in two checkerboard passes; returns the quantised latent."""
+        h, w = hyper.shape[-2:]
+        anchor = _checkerboard(h, w, hyper.device)
+        done: list[torch.Tensor] = []
+        for k in range(len(self.cfg.slices)):
+            base = ent.base(k, hyper, torch.cat(done, dim=1) if done else None)
+            scales, means = ent.params(k, base, None)
+            ya = step(k, anchor, means, scales)
+            anchors = torch.where(anchor, ya, torch.zeros_like(ya))
+            scales, means = ent.params(k, base, anchors)
+            yn = step(k, ~anchor, means, scales)
+            done.append(torch.where(anchor, ya, yn))
+        return torch.cat(done, dim=1)
+
+    def forward(self, x: torch.Tensor, q: int) -> GlocalResult:
+        h, w = x.shape[-2:]
+        y = self.analysis(x, q)
+        z = self.h_a(y)
+        _, z_lik = self.ebs[q](z)
+        z_hat = ste_round(z) if self.training else torch.round(z)
+        hyper = self.entropy.hyper(z_hat, y.shape[-2:])
+        ys = y.split(self.cfg.slices, dim=1)
+        seen: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+
+        def step(k: int, mask: torch.Tensor, means: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
+            seen.append((mask, means, scales))
+            r = ys[k] - means
+            return (ste_round(r) if self.training else torch.round(r)) + means
+
+        y_hat = self._run(self.entropy, hyper, step)
+        # pass 1 and pass 2 of each slice own complementary positions: merge their parameters
+        means = torch.cat([torch.where(a[0], a[1], b[1]) for a, b in zip(seen[::2], seen[1::2])], dim=1)
+        scales = torch.cat([torch.where(a[0], a[2], b[2]) for a, b in zip(seen[::2], seen[1::2])], dim=1)
+        _, y_lik = self.gaussian(y, scales, means=means)
+        x_hat = self.synthesis(y_hat, q)[..., :h, :w]
+        return GlocalResult(x_hat, {"y": y_lik, "z": z_lik}, y_hat)
+
+    # -- real bits ---------------------------------------------------------------------------
+    def _hyper64(self, z_sym: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
+        return self.entropy64().hyper(torch.from_numpy(z_sym).double(), size)
+
+    @torch.no_grad()
+    def encode_latent(self, y: torch.Tensor, q: int) -> tuple[list[bytes], torch.Tensor]:
+        """Streams for ``y`` and the float64 latent the decoder will reconstruct from them."""
+        z = self.h_a(y)
+        z_sym = torch.round(z).to(torch.int64).cpu().numpy()
+        z_stream = self.table_coder(q).encode(z_sym, _channel_index(tuple(z.shape)))
+        ys = y.detach().double().cpu().split(self.cfg.slices, dim=1)
+        syms: list[np.ndarray] = []
+        idxs: list[np.ndarray] = []
+
+        def step(k: int, mask: torch.Tensor, means: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
+            r = torch.round(ys[k] - means)
+            sel = mask.expand_as(means)
+            syms.append(r[sel].to(torch.int64).numpy())
+            idxs.append(self.coder.scale_index(scales[sel].numpy()))
+            return r + means
+
+        y_hat = self._run(self.entropy64(), self._hyper64(z_sym, tuple(y.shape[-2:])), step)
+        return [z_stream, self.coder.encode(np.concatenate(syms), np.concatenate(idxs))], y_hat
+
+    def compress_latent(self, y: torch.Tensor, q: int) -> list[bytes]:
+        return self.encode_latent(y, q)[0]
+
+    @torch.no_grad()
+    def decompress_latent(self, streams: list[bytes], shape: tuple[int, ...], q: int) -> torch.Tensor:
+        b, m, h, w = shape
+        if m != self.cfg.m:
+            raise ValueError(f"latent has {m} channels, the model {self.cfg.m}")
+        z_shape = (b, self.cfg.n, -(-h // 4), -(-w // 4))
+        z_sym = self.table_coder(q).decode(streams[0], _channel_index(z_shape)).reshape(z_shape)
+        dec = _PassDecoder(self.coder, streams[1], b * m * h * w)
+
+        def step(k: int, mask: torch.Tensor, means: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
+            sel = mask.expand_as(means)
+            sym = dec.decode(self.coder.scale_index(scales[sel].numpy()))
+            out = torch.zeros_like(means)
+            out[sel] = torch.from_numpy(sym).to(means.dtype) + means[sel]
+            return out
+
+        y_hat = self._run(self.entropy64(), self._hyper64(z_sym.astype(np.int64), (h, w)), step)
+        if not torch.isfinite(y_hat).all():  # absurd hyper-latent values in a crafted file
+            raise CorruptStreamError("the decoded latent is not finite")
+        return y_hat.to(self.gain.log_gain.dtype)
+
+
+class GlocalCodec(LearnedImageCodec):
+    name = "glocal"
+    description = ("SwinV2 window + global-token attention transforms, channel/checkerboard context "
+                   "(S2LIC-style), variable rate; trained by this project")
+    model_class = GlocalModel
+    pad_multiple = 64  # stride 16 x hyper stride 4: whole latent and hyper-latent pixels
+    n_streams = 2

@@ -1,0 +1,317 @@
+"""Reports from ``results.json``: BD-rate tables, Markdown and HTML summaries, RD plots (matplotlib).
+
+``write_report(results, folder)`` writes, next to ``results.json``:
+
+* ``summary.md`` and ``summary.html``: per-codec averages at every quality level, the BD-rate /
+  BD-quality table against the anchor (PSNR and MS-SSIM dB), what LPIPS backbone was used;
+* ``rd_psnr.png``, ``rd_ms_ssim_db.png``, ``rd_lpips.png``: bpp against each metric. For Kodak the
+  published VTM and BPG curves (:mod:`.anchors`) are drawn dashed for reference.
+
+Averages follow the published convention (mean bpp, mean per-image metric) over the images every
+codec was measured on, so that codecs are compared on the same images.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional, Sequence
+
+from .anchors import published_anchors
+from .bdrate import Curve, compare
+from .runner import EvalError, EvalResults, Summary, summarize
+
+__all__ = [
+    "METRICS",
+    "BDRow",
+    "measured_curve",
+    "resolve_anchor",
+    "bd_table",
+    "default_anchor",
+    "write_report",
+    "REFERENCE_ANCHORS",
+]
+
+#: Quality metrics BD numbers can be computed for, with their labels.
+METRICS = {"psnr": "PSNR (dB)", "ms_ssim_db": "MS-SSIM (dB)"}
+#: Published curves drawn in Kodak plots and added to its BD table.
+REFERENCE_ANCHORS = ("vtm", "bpg")
+_KODAK_IMAGES = 24
+
+
+@dataclass(frozen=True)
+class BDRow:
+    """One line of a BD table: ``codec`` against the anchor."""
+
+    codec: str
+    kind: str  # "measured" or "published"
+    bd_rate: Optional[float]
+    bd_quality: Optional[float]
+    overlap: float
+    points: int
+    notes: tuple[str, ...] = field(default=())
+
+
+def measured_curve(summary: dict[str, dict[int, Summary]], codec: str, metric: str) -> Curve:
+    """A measured codec's average curve (bpp, metric), skipping levels without a finite value."""
+    pts = []
+    for s in summary.get(codec, {}).values():
+        v = getattr(s, metric)
+        if v is not None and math.isfinite(v):
+            pts.append((s.bpp, v))
+    pts.sort()
+    return Curve(tuple(p[0] for p in pts), tuple(p[1] for p in pts), codec)
+
+
+def resolve_anchor(results: EvalResults, summary: dict[str, dict[int, Summary]], anchor: str,
+                   metric: str) -> tuple[Curve, str, list[str]]:
+    """The anchor curve: a measured codec of ``results`` or a published (Kodak) anchor."""
+    if metric not in METRICS:
+        raise ValueError(f"unknown metric {metric!r}; use one of {', '.join(METRICS)}")
+    notes: list[str] = []
+    if anchor in summary:
+        return measured_curve(summary, anchor, metric), "measured", notes
+    pub = published_anchors()
+    if anchor in pub:
+        if results.dataset != "kodak":
+            raise EvalError(f"{anchor!r} is a published Kodak result; these results are for {results.dataset!r} "
+                            f"(use a codec measured in them as the anchor)")
+        n = _images_used(summary)
+        if n and n < _KODAK_IMAGES:
+            notes.append(f"measured codecs cover {n} of the {_KODAK_IMAGES} Kodak images; the published "
+                         f"{anchor} numbers are averages over all {_KODAK_IMAGES}")
+        return pub[anchor].curve(metric), "published", notes
+    known = sorted(summary) + sorted(pub) if results.dataset == "kodak" else sorted(summary)
+    raise EvalError(f"unknown anchor {anchor!r}; use one of: {', '.join(known)}")
+
+
+def _images_used(summary: dict[str, dict[int, Summary]]) -> int:
+    counts = [s.images for levels in summary.values() for s in levels.values()]
+    return min(counts) if counts else 0
+
+
+def default_anchor(results: EvalResults) -> str:
+    """``jpeg`` when it was measured, else the first codec of the run."""
+    codecs = results.codecs()
+    if not codecs:
+        raise EvalError("the results hold no records")
+    return "jpeg" if "jpeg" in codecs else codecs[0]
+
+
+def bd_table(results: EvalResults, anchor: str, metric: str = "psnr", method: str = "pchip",
+             published: Sequence[str] = ()) -> tuple[list[BDRow], list[str]]:
+    """BD-rate / BD-quality of every measured codec (and the ``published`` anchors, Kodak only)
+    against ``anchor``. Returns the rows and table-wide notes."""
+    summary = summarize(results.records)
+    ref, _kind, notes = resolve_anchor(results, summary, anchor, metric)
+    rows: list[BDRow] = []
+    candidates: list[tuple[str, str, Curve]] = [
+        (c, "measured", measured_curve(summary, c, metric)) for c in results.codecs() if c != anchor and c in summary
+    ]
+    if results.dataset == "kodak":
+        pub = published_anchors()
+        for name in published:
+            if name == anchor or name not in pub:
+                continue
+            try:
+                candidates.append((name, "published", pub[name].curve(metric)))
+            except ValueError:
+                continue
+        n = _images_used(summary)
+        if any(k == "published" for _, k, _ in candidates) and n and n < _KODAK_IMAGES and not notes:
+            notes.append(f"measured codecs cover {n} of the {_KODAK_IMAGES} Kodak images; published rows are "
+                         f"averages over all {_KODAK_IMAGES}")
+    for name, kind, curve in candidates:
+        r = compare(ref, curve, method)  # type: ignore[arg-type]
+        rows.append(BDRow(name, kind, r.bd_rate, r.bd_quality, r.overlap_quality, len(curve.rate), r.notes))
+    return rows, notes
+
+
+# -- writing -------------------------------------------------------------------------------------
+def _atomic_text(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _fmt(v: Optional[float], digits: int = 3, signed: bool = False) -> str:
+    if v is None:
+        return "n/a"
+    if math.isinf(v):
+        return "inf"
+    return f"{v:+.{digits}f}" if signed else f"{v:.{digits}f}"
+
+
+def _plot(summary: dict[str, dict[int, Summary]], metric: str, ylabel: str, path: Path, title: str,
+          references: Sequence[str]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.6), dpi=120)
+    drawn = 0
+    for codec in summary:
+        curve = measured_curve(summary, codec, metric)
+        if curve.rate:
+            ax.plot(curve.rate, curve.quality, marker="o", markersize=4, label=codec)
+            drawn += 1
+    pub = published_anchors()
+    for name in references:
+        try:
+            c = pub[name].curve(metric)
+        except (KeyError, ValueError):
+            continue
+        ax.plot(c.rate, c.quality, linestyle="--", linewidth=1.2, label=f"{name} (published)")
+    ax.set_xlabel("bits per pixel (real file size)")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    if drawn == 0:
+        ax.text(0.5, 0.5, "no values", ha="center", va="center", transform=ax.transAxes)
+    else:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def write_report(results: EvalResults, folder: str | os.PathLike, anchor: Optional[str] = None,
+                 method: str = "pchip") -> dict[str, Path]:
+    """Write the Markdown / HTML summaries and the three RD plots into ``folder``."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    summary = summarize(results.records)
+    anchor = anchor or default_anchor(results)
+    refs = REFERENCE_ANCHORS if results.dataset == "kodak" else ()
+    n_images = _images_used(summary)
+    title = f"{results.dataset}: {n_images} image(s)"
+    files = {
+        "rd_psnr": folder / "rd_psnr.png",
+        "rd_ms_ssim_db": folder / "rd_ms_ssim_db.png",
+        "rd_lpips": folder / "rd_lpips.png",
+    }
+    plot_note = None
+    try:
+        _plot(summary, "psnr", "PSNR-RGB (dB)", files["rd_psnr"], title, refs)
+        _plot(summary, "ms_ssim_db", "MS-SSIM (dB) = -10 log10(1 - MS-SSIM)", files["rd_ms_ssim_db"], title, refs)
+        _plot(summary, "lpips", "LPIPS (AlexNet), lower is better", files["rd_lpips"], title, ())
+    except ImportError:
+        plot_note = "No plots: matplotlib is not installed (pip install 'glocal-codec[eval]')."
+        for k in ("rd_psnr", "rd_ms_ssim_db", "rd_lpips"):
+            files.pop(k)
+
+    tables = []
+    for metric in METRICS:
+        try:
+            rows, notes = bd_table(results, anchor, metric, method, published=refs)
+            tables.append((metric, rows, notes, None))
+        except EvalError as err:
+            tables.append((metric, [], [], str(err)))
+    lp = results.metrics.get("lpips", {})
+    lp_line = (f"LPIPS backbone: {lp.get('backbone')}" if lp.get("available")
+               else f"LPIPS not computed: {lp.get('message', 'unavailable')}")
+    small = sorted({r.image for r in results.records if 0 < r.ms_ssim_scales < 5})
+    notes_all = [lp_line, "Rate: the real size of the complete .glc file (container header included)."]
+    if plot_note:
+        notes_all.append(plot_note)
+    if small:
+        notes_all.append(f"MS-SSIM used fewer than 5 scales on {len(small)} small image(s); those values are "
+                         "not comparable with 5-scale numbers.")
+
+    files["summary_md"] = folder / "summary.md"
+    files["summary_html"] = folder / "summary.html"
+    _atomic_text(files["summary_md"], _markdown(results, summary, tables, anchor, method, notes_all, files))
+    _atomic_text(files["summary_html"], _html(results, summary, tables, anchor, method, notes_all, files))
+    return files
+
+
+def _avg_rows(summary: dict[str, dict[int, Summary]]) -> list[list[str]]:
+    rows = []
+    for codec, levels in summary.items():
+        for q, s in levels.items():
+            rows.append([codec, str(q), str(s.images), _fmt(s.bpp, 4), _fmt(s.psnr, 2), _fmt(s.ms_ssim, 4),
+                         _fmt(s.ms_ssim_db, 2), _fmt(s.lpips, 4), _fmt(s.encode_s, 3), _fmt(s.decode_s, 3)])
+    return rows
+
+
+_AVG_HEAD = ["codec", "quality", "images", "bpp", "PSNR (dB)", "MS-SSIM", "MS-SSIM (dB)", "LPIPS",
+             "encode s", "decode s"]
+
+
+def _bd_rows(rows: list[BDRow], metric: str) -> tuple[list[str], list[list[str]]]:
+    qname = "BD-PSNR (dB)" if metric == "psnr" else "BD-MS-SSIM (dB)"
+    head = ["codec", "kind", "BD-rate (%)", qname, "overlap", "notes"]
+    body = [[r.codec, r.kind, _fmt(r.bd_rate, 2, True), _fmt(r.bd_quality, 3, True), f"{r.overlap:.0%}",
+             "; ".join(r.notes)] for r in rows]
+    return head, body
+
+
+def _markdown(results: EvalResults, summary, tables, anchor, method, notes, files) -> str:
+    def table(head: list[str], body: list[list[str]]) -> str:
+        lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+        lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in body]
+        return "\n".join(lines)
+
+    out = [f"# Evaluation: {results.dataset}", "",
+           f"{len(results.images)} image(s), codecs: {', '.join(results.codecs())}; "
+           f"glocal-codec results format `{'glocal-codec-eval/1'}`.", ""]
+    out += [f"- {n}" for n in notes] + [""]
+    out += ["## Averages", "", table(_AVG_HEAD, _avg_rows(summary)), ""]
+    for metric, rows, tnotes, error in tables:
+        out += [f"## BD-rate against {anchor} ({METRICS[metric]}, {method})", ""]
+        if error:
+            out += [f"Not available: {error}", ""]
+            continue
+        head, body = _bd_rows(rows, metric)
+        out += [table(head, body), ""] + [f"- {n}" for n in tnotes] + ([""] if tnotes else [])
+    plots = [k for k in ("rd_psnr", "rd_ms_ssim_db", "rd_lpips") if k in files]
+    if plots:
+        out += ["## Rate-distortion plots", ""] + [f"![{k}]({files[k].name})" for k in plots] + [""]
+    return "\n".join(out)
+
+
+def _html(results: EvalResults, summary, tables, anchor, method, notes, files) -> str:
+    e = html.escape
+
+    def table(head: list[str], body: list[list[str]]) -> str:
+        h = "".join(f"<th>{e(c)}</th>" for c in head)
+        b = "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in body)
+        return f"<table><thead><tr>{h}</tr></thead><tbody>{b}</tbody></table>"
+
+    parts = [
+        "<!DOCTYPE html><html><head><meta charset='utf-8'>",
+        f"<title>glocal-codec evaluation: {e(results.dataset)}</title>",
+        "<style>body{font-family:sans-serif;max-width:70em;margin:2em auto}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ccc;padding:.2em .5em;text-align:right}td:first-child{text-align:left}"
+        "img{max-width:32%}</style></head><body>",
+        f"<h1>Evaluation: {e(results.dataset)}</h1>",
+        f"<p>{len(results.images)} image(s), codecs: {e(', '.join(results.codecs()))}</p>",
+        "<ul>" + "".join(f"<li>{e(n)}</li>" for n in notes) + "</ul>",
+        "<h2>Averages</h2>", table(_AVG_HEAD, _avg_rows(summary)),
+    ]
+    for metric, rows, tnotes, error in tables:
+        parts.append(f"<h2>BD-rate against {e(anchor)} ({e(METRICS[metric])}, {e(method)})</h2>")
+        if error:
+            parts.append(f"<p>Not available: {e(error)}</p>")
+            continue
+        head, body = _bd_rows(rows, metric)
+        parts.append(table(head, body))
+        if tnotes:
+            parts.append("<ul>" + "".join(f"<li>{e(n)}</li>" for n in tnotes) + "</ul>")
+    plots = [k for k in ("rd_psnr", "rd_ms_ssim_db", "rd_lpips") if k in files]
+    if plots:
+        parts.append("<h2>Rate-distortion plots</h2><p>")
+        parts += [f"<img src='{e(files[k].name)}' alt='{k}'>" for k in plots]
+        parts.append("</p>")
+    parts.append("</body></html>\n")
+    return "\n".join(parts)

@@ -1,0 +1,117 @@
+"""Video side of the public API: ``encode_video``, ``decode_video`` (``read_info`` is shared).
+
+A video ``.glc`` file is an ordinary container with media kind *video*, shape ``(T, C, H, W)``
+and the frame rate in front of the codec's parameters (:mod:`.header`); bpp is
+``8 * file bytes / (T * H * W)``.
+"""
+
+from __future__ import annotations
+
+import os
+from fractions import Fraction
+from typing import Union
+
+import torch
+
+from ..api import open_container
+from ..bitstream import BitstreamError, Container, CorruptStreamError, LimitError, MediaKind, write_container
+from ..codecs import Payload, codec_id, open_codec
+from ..codecs.learned import WeightsMissingError
+from .base import ProgressFn, call_with_supported
+from .header import as_fps, pack_video_params, unpack_video_params
+from .io import VideoClip, read_video
+
+__all__ = ["DEFAULT_VIDEO_CODEC", "VideoLike", "as_clip", "encode_video", "decode_video"]
+
+#: The codec ``glocal-codec video encode`` uses when none is named.
+DEFAULT_VIDEO_CODEC = "x264"
+
+VideoLike = Union[VideoClip, torch.Tensor, str, os.PathLike]
+
+
+def as_clip(src: VideoLike, *, fps: float | Fraction | str | None = None, start: int = 0,
+            max_frames: int | None = None, size: tuple[int, int] | None = None,
+            progress: ProgressFn | None = None) -> VideoClip:
+    """Any supported video input -> :class:`VideoClip` (a path is read with :func:`read_video`).
+
+    ``start`` / ``max_frames`` / ``size`` / ``fps`` apply to clips and tensors as well.
+    """
+    if isinstance(src, (str, os.PathLike)):
+        return read_video(src, start=start, max_frames=max_frames, fps=fps, size=size, progress=progress)
+    if isinstance(src, torch.Tensor):
+        src = VideoClip(src if torch.is_floating_point(src) else src.float().div(255.0), as_fps(fps))
+        fps = None
+    if not isinstance(src, VideoClip):
+        raise TypeError(f"cannot encode an object of type {type(src).__name__} as a video")
+    if start < 0 or (max_frames is not None and max_frames < 1):
+        raise ValueError(f"bad frame range start={start}, max_frames={max_frames}")
+    x = src.frames[start:] if max_frames is None else src.frames[start: start + max_frames]
+    if x.shape[0] == 0:
+        raise ValueError(f"start {start} is past the clip's {src.num_frames} frames")
+    if size is not None:
+        from .io import _resize
+
+        x = _resize(x.float(), size)
+    return VideoClip(x.float().clamp(0, 1), as_fps(fps) if fps is not None else src.fps, src.source)
+
+
+def encode_video(clip: VideoLike, codec: str = DEFAULT_VIDEO_CODEC, quality: int | None = None, *,
+                 fps: float | Fraction | str | None = None, start: int = 0, max_frames: int | None = None,
+                 size: tuple[int, int] | None = None, progress: ProgressFn | None = None) -> bytes:
+    """Encode a clip (a :class:`VideoClip`, a ``T x C x H x W`` tensor, a video file or a frames
+    folder) into a complete ``.glc`` file, returned as bytes.
+
+    ``progress(done, total)`` is called per frame read and per frame encoded (if the codec
+    reports it).
+    """
+    c = open_codec(codec)
+    if c.media != "video":
+        raise ValueError(f"{codec} is an image codec; use glocal_codec.encode (or `glocal-codec encode`)")
+    q = c.default_quality if quality is None else quality
+    if isinstance(q, bool) or int(q) != q or int(q) not in c.qualities:
+        raise ValueError(f"{codec}: quality must be one of {list(c.qualities)}, got {quality}")
+    q = int(q)
+    vc = as_clip(clip, fps=fps, start=start, max_frames=max_frames, size=size, progress=progress)
+    payload = call_with_supported(c.encode, vc.frames, q, fps=vc.fps, progress=progress)
+    container = Container(
+        codec_id=codec_id(codec),
+        weights_digest=c.weights_digest(q),
+        media=MediaKind.VIDEO,
+        shape=tuple(payload.shape),
+        quality=q,
+        params=pack_video_params(vc.fps, payload.params),
+        streams=tuple(payload.streams),
+    )
+    return write_container(container)
+
+
+def decode_video(data: bytes, *, progress: ProgressFn | None = None, max_pixels: int | None = None,
+                 device: str | None = None) -> VideoClip:
+    """Decode a video ``.glc`` file into a :class:`VideoClip` (frames T x C x H x W, fps).
+
+    ``max_pixels`` lowers the container's limit on ``T * H * W`` for this call (the decoded clip
+    takes ``12 * T * H * W`` bytes as float32 RGB), refusing bigger files before decoding.
+    Every bad input is a :class:`~glocal_codec.bitstream.BitstreamError`; a valid *image*
+    file is a ``ValueError`` (decode it with :func:`glocal_codec.decode`).
+    """
+    container, codec = open_container(data)
+    if container.media is not MediaKind.VIDEO:
+        raise ValueError(f"the file holds an image ({codec.name}); decode it with glocal_codec.decode "
+                         "(or `glocal-codec decode`)")
+    t, c, h, w = container.shape
+    if max_pixels is not None and t * h * w > max_pixels:
+        raise LimitError(f"clip of {t} frames of {w}x{h} has more than the {max_pixels} pixels allowed")
+    fps, params = unpack_video_params(container.params)
+    if device is not None and hasattr(codec, "to"):
+        codec.to(device)  # type: ignore[attr-defined]
+    payload = Payload(container.shape, container.quality, params, container.streams)
+    try:
+        x = call_with_supported(codec.decode, payload, progress=progress)
+    except (BitstreamError, WeightsMissingError):
+        raise
+    except Exception as err:  # noqa: BLE001 - a crafted payload with a valid CRC gets here
+        raise CorruptStreamError(f"{codec.name}: the payload cannot be decoded ({type(err).__name__}: {err})") from None
+    if not isinstance(x, torch.Tensor) or tuple(x.shape) != tuple(container.shape):
+        got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise CorruptStreamError(f"{codec.name} decoded {got}, the header says {container.shape}")
+    return VideoClip(x, fps, None)

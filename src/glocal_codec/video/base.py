@@ -1,0 +1,94 @@
+"""What every video codec plugin shares (classical ones now, the INR codecs in ``video/inr/`` later).
+
+A video codec is an ordinary :class:`glocal_codec.codecs.Codec` with ``media = "video"``:
+
+* ``encode(x, quality, *, fps=None, progress=None) -> Payload`` takes a ``T x C x H x W`` float
+  tensor in [0, 1] (C = 1 or 3); ``Payload.shape`` is ``(T, C, H, W)`` of the *original* clip.
+* ``decode(payload, *, progress=None) -> Tensor`` returns ``T x C x H x W`` float in [0, 1].
+* ``fps`` and ``progress(done, total)`` are optional keywords: :func:`glocal_codec.video.encode_video`
+  passes each one only to a codec whose ``encode`` / ``decode`` accepts it
+  (:func:`call_with_supported`), so a third-party codec with the bare protocol works too.
+* The frame rate is *not* the codec's business: the video layer stores it in front of the
+  codec's parameters (:mod:`.header`); ``Payload.params`` is the codec's own bytes only.
+
+An INR codec (HNeRV, NIRVANA, PFNR) fits the same mould: ``encode`` overfits a network to the
+clip and returns its quantised, entropy-coded weights as streams (plus e.g. embeddings); its
+model hyper-parameters go into ``params``; ``decode`` rebuilds the network and renders the
+frames. :class:`VideoCodecBase` gives the checks they all need.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, Callable, ClassVar, Literal, Mapping
+
+import numpy as np
+import torch
+
+from ..bitstream.errors import CorruptStreamError
+from ..codecs.base import NO_WEIGHTS, Payload
+
+__all__ = ["VideoCodecBase", "ProgressFn", "call_with_supported"]
+
+ProgressFn = Callable[[int, "int | None"], None]
+
+
+def call_with_supported(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Call ``fn(*args, **kw)`` with only those keywords ``fn`` accepts (``None`` values dropped)."""
+    kwargs = {k: v for k, v in kwargs.items() if v is not None}
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):  # builtins without a signature
+        params = {}
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        kwargs = {k: v for k, v in kwargs.items() if k in params}
+    return fn(*args, **kwargs)
+
+
+class VideoCodecBase:
+    """Base class for video codec plugins: quality levels, input and payload checks.
+
+    Subclasses set ``name``, ``description`` and ``levels`` (quality level -> the codec's own
+    rate parameter, e.g. a CRF) and implement ``encode`` / ``decode``.
+    """
+
+    name: ClassVar[str]
+    media: Literal["video"] = "video"
+    description: ClassVar[str] = ""
+    levels: ClassVar[Mapping[int, Any]]
+    default_quality: int = 3
+
+    def __init__(self) -> None:
+        self.qualities: tuple[int, ...] = tuple(sorted(self.levels))
+
+    def weights_digest(self, quality: int) -> bytes:
+        return NO_WEIGHTS
+
+    def weights_available(self) -> bool:
+        return True
+
+    def _check_quality(self, quality: int) -> Any:
+        if isinstance(quality, bool) or not isinstance(quality, (int, np.integer)) or int(quality) not in self.levels:
+            raise ValueError(f"{self.name}: quality must be one of {list(self.qualities)}, got {quality!r}")
+        return self.levels[int(quality)]
+
+    def _check_input(self, x: torch.Tensor) -> tuple[int, int, int, int]:
+        if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[1] not in (1, 3):
+            got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise ValueError(f"{self.name}: expected a T x C x H x W tensor with C in (1, 3), got {got}")
+        t, c, h, w = (int(v) for v in x.shape)
+        if min(t, h, w) < 1:
+            raise ValueError(f"{self.name}: empty clip {tuple(x.shape)}")
+        return t, c, h, w
+
+    def _check_payload(self, payload: Payload, streams: int | None = 1,
+                       params: bool = False) -> tuple[int, int, int, int]:
+        shape = tuple(payload.shape)
+        if len(shape) != 4 or shape[1] not in (1, 3) or min(shape) < 1:
+            raise CorruptStreamError(f"{self.name}: video shape must be (T, C, H, W) with C in (1, 3), got {shape}")
+        if streams is not None and len(payload.streams) != streams:
+            raise CorruptStreamError(f"{self.name} expects {streams} stream(s), got {len(payload.streams)}")
+        if not params and payload.params:
+            raise CorruptStreamError(f"{self.name} takes no codec parameters, got {len(payload.params)} bytes")
+        t, c, h, w = (int(v) for v in shape)
+        return t, c, h, w

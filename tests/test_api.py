@@ -1,0 +1,249 @@
+"""The public API: every input type, read_info, weights checks."""
+
+from __future__ import annotations
+
+import dataclasses
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import glocal_codec as gc
+from glocal_codec.bitstream import (
+    Container,
+    CorruptStreamError,
+    MediaKind,
+    WeightsMismatchError,
+    read_container,
+    write_container,
+)
+from glocal_codec.codecs import NO_WEIGHTS, Payload, open_codec, register_codec, unregister_codec
+from glocal_codec.codecs.learned import WeightsMissingError
+
+
+def recrc(body_and_crc: bytes | bytearray) -> bytes:
+    b = bytes(body_and_crc[:-4])
+    return b + struct.pack("<I", zlib.crc32(b))
+
+
+@pytest.fixture(scope="module")
+def pixels(kodak_crop: torch.Tensor) -> np.ndarray:
+    return (kodak_crop[0].permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()
+
+
+def test_public_names() -> None:
+    assert gc.__version__ == "0.1.0"
+    for name in ("encode", "decode", "decode_tensor", "read_info", "open_container", "list_codecs", "open_codec",
+                 "register_codec", "BitstreamError", "UnsupportedImageError", "FileInfo", "CodecInfo"):
+        assert hasattr(gc, name), name
+    assert issubclass(gc.BitstreamError, ValueError)
+
+
+def test_every_input_type_gives_the_same_file(pixels: np.ndarray, tmp_path: Path) -> None:
+    path = tmp_path / "in.png"
+    Image.fromarray(pixels).save(path)
+    t = torch.from_numpy(pixels).permute(2, 0, 1).contiguous()
+    inputs = {
+        "path": path,
+        "str": str(path),
+        "pil": Image.fromarray(pixels),
+        "numpy-uint8": pixels,
+        "numpy-float": pixels.astype(np.float32) / 255,
+        "tensor-chw": t.float() / 255,
+        "tensor-1chw": (t.float() / 255).unsqueeze(0),
+        "tensor-uint8": t,
+    }
+    files = {k: gc.encode(v, codec="jpeg", quality=4) for k, v in inputs.items()}
+    ref = files["path"]
+    assert all(f == ref for f in files.values()), [k for k, f in files.items() if f != ref]
+    info = gc.read_info(ref)
+    assert info.shape == (3, 96, 128) and info.quality == 4
+
+
+def test_grayscale_inputs(pixels: np.ndarray) -> None:
+    gray = pixels.mean(axis=2).round().astype(np.uint8)
+    a = gc.encode(gray, codec="jpeg")
+    b = gc.encode(Image.fromarray(gray), codec="jpeg")
+    c = gc.encode(torch.from_numpy(gray)[None].float() / 255, codec="jpeg")
+    d = gc.encode(gray[:, :, None], codec="jpeg")
+    assert a == b == c == d
+    assert gc.read_info(a).shape == (1, 96, 128)
+    assert gc.decode(a).mode == "L"
+
+
+@pytest.mark.parametrize(
+    "bad,error",
+    [
+        (np.zeros((8, 8, 4), np.uint8), ValueError),
+        (np.zeros((2, 8, 8, 3), np.uint8), ValueError),
+        (torch.zeros(2, 3, 8, 8), ValueError),
+        (torch.zeros(1, 2, 8, 8), ValueError),
+        (torch.zeros(8, 8), ValueError),
+        (12345, TypeError),
+        (b"\x89PNG", TypeError),
+    ],
+)
+def test_bad_inputs(bad, error) -> None:
+    with pytest.raises(error):
+        gc.encode(bad, codec="jpeg")
+
+
+def test_float_input_is_clamped() -> None:
+    x = torch.full((1, 3, 16, 16), 2.0)
+    x[..., :8] = -1.0
+    y = gc.decode_tensor(gc.encode(x, codec="jpeg", quality=8))
+    assert float(y[..., :, :6].max()) < 0.05 and float(y[..., :, 10:].min()) > 0.95
+
+
+def test_decode_outputs(kodak_crop: torch.Tensor) -> None:
+    data = gc.encode(kodak_crop, codec="webp")
+    img = gc.decode(data)
+    assert isinstance(img, Image.Image) and img.mode == "RGB" and img.size == (128, 96)
+    x = gc.decode_tensor(data, device="cpu")
+    assert x.shape == (1, 3, 96, 128) and x.device.type == "cpu"
+    container, codec = gc.open_container(data)
+    assert codec.name == "webp" and container.shape == (3, 96, 128)
+    assert gc.decode(bytearray(data)).size == (128, 96)
+
+
+@pytest.mark.parametrize("name,match", [("jpeg", None), ("msh", True)])
+def test_read_info(name: str, match, kodak_crop: torch.Tensor) -> None:
+    data = gc.encode(kodak_crop, codec=name, quality=2)
+    info = gc.read_info(data)
+    assert isinstance(info, gc.FileInfo)
+    assert info.codec == name and info.codec_id == {"jpeg": 1, "msh": 17}[name]
+    assert info.format_version == 1 and info.media == "image"
+    assert info.shape == (3, 96, 128) and info.quality == 2
+    assert info.bytes == len(data)
+    assert info.header_bytes == len(data) - read_container(data).payload_bytes
+    assert info.bpp == 8 * len(data) / (96 * 128)
+    assert info.weights_digest == open_codec(name).weights_digest(2).hex()
+    assert len(info.weights_digest) == 8
+    assert info.weights_match is match  # None: classical codecs have no weights
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        info.codec = "x"  # type: ignore[misc]
+
+
+def _with_digest(data: bytes, digest: bytes) -> bytes:
+    c = read_container(data)
+    # layout: magic 3, version 1, codec id varint (one byte for built-ins), digest 4
+    assert data[5:9] == c.weights_digest
+    bad = bytearray(data)
+    bad[5:9] = digest
+    return recrc(bad)
+
+
+def test_weights_digest_mismatch(kodak_crop: torch.Tensor) -> None:
+    data = gc.encode(kodak_crop, codec="msh")
+    real = read_container(data).weights_digest
+    assert real != NO_WEIGHTS
+    other = bytes(b ^ 0xFF for b in real)
+    bad = _with_digest(data, other)
+    with pytest.raises(WeightsMismatchError, match=f"{other.hex()}.*{real.hex()}"):
+        gc.decode(bad)
+    with pytest.raises(WeightsMismatchError):
+        gc.decode_tensor(bad)
+    info = gc.read_info(bad)  # info still works, and says so
+    assert info.weights_match is False and info.weights_digest == other.hex()
+
+
+def test_classical_file_claiming_weights_is_refused(kodak_crop: torch.Tensor) -> None:
+    bad = _with_digest(gc.encode(kodak_crop, codec="jpeg"), b"\x01\x02\x03\x04")
+    with pytest.raises(WeightsMismatchError, match="01020304"):
+        gc.decode(bad)
+
+
+def test_missing_weights_is_a_clear_error(kodak_crop: torch.Tensor, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = gc.encode(kodak_crop, codec="msh")
+    codec = open_codec("msh")
+
+    def missing(quality: int) -> bytes:
+        raise WeightsMissingError("weights for 'msh' not found at /nowhere")
+
+    monkeypatch.setattr(codec, "weights_digest", missing)
+    with pytest.raises(WeightsMismatchError, match="not found"):
+        gc.decode(data)
+    assert gc.read_info(data).weights_match is None
+
+
+def test_media_kind_must_match_the_codec(kodak_crop: torch.Tensor) -> None:
+    c = read_container(gc.encode(kodak_crop, codec="jpeg"))
+    video = write_container(Container(c.codec_id, c.weights_digest, MediaKind.VIDEO, (1, *c.shape), c.quality,
+                                      c.params, c.streams))
+    with pytest.raises(CorruptStreamError, match="jpeg is a image codec but the file says video"):
+        gc.decode(video)
+
+
+def test_video_file_through_the_image_decoder() -> None:
+    """gc.decode on a (valid) video file: a BitstreamError that points to the video API."""
+    videos = [c for c in gc.list_codecs(media="video") if c.weights_available]
+    if not videos:
+        pytest.skip("no video codec registered")
+    v = videos[0]
+    codec = open_codec(v.name)
+    data = write_container(Container(v.codec_id, codec.weights_digest(v.default_quality), MediaKind.VIDEO,
+                                      (2, 3, 16, 16), v.default_quality, b"\x19\x01", (b"frames",)))
+    with pytest.raises(gc.BitstreamError, match="video"):
+        gc.decode(data)
+    assert gc.read_info(data).media == "video"
+
+
+def test_header_shape_decides_the_output_size(kodak_crop: torch.Tensor) -> None:
+    c = read_container(gc.encode(kodak_crop, codec="msh"))
+    # the same latents (128 x 128 after padding) cropped to another original size
+    smaller = write_container(dataclasses.replace(c, shape=(3, 90, 120)))
+    assert gc.decode(smaller).size == (120, 90)
+
+
+class _WrongSize:
+    """A plugin whose decoder ignores the header's size."""
+
+    name = "wrong-size"
+    media = "image"
+    qualities = (1,)
+    default_quality = 1
+    description = "test plugin"
+
+    def weights_digest(self, quality: int) -> bytes:
+        return NO_WEIGHTS
+
+    def weights_available(self) -> bool:
+        return True
+
+    def encode(self, x: torch.Tensor, quality: int) -> Payload:
+        return Payload(tuple(x.shape[1:]), quality, streams=(b"x",))
+
+    def decode(self, payload: Payload) -> torch.Tensor:
+        if payload.streams[0] == b"boom":
+            raise RuntimeError("something deep inside a library")
+        return torch.zeros(1, 3, 5, 5)
+
+
+def test_codec_errors_and_wrong_sizes_become_corrupt_stream_errors() -> None:
+    register_codec("wrong-size", codec_id=1900)(_WrongSize)
+    try:
+        data = gc.encode(torch.rand(1, 3, 8, 8), codec="wrong-size")
+        with pytest.raises(CorruptStreamError, match=r"decoded \(3, 5, 5\), the header says \(3, 8, 8\)"):
+            gc.decode(data)
+        c = read_container(data)
+        boom = write_container(dataclasses.replace(c, streams=(b"boom",)))
+        with pytest.raises(CorruptStreamError, match="wrong-size: the payload cannot be decoded.*RuntimeError"):
+            gc.decode(boom)
+    finally:
+        unregister_codec("wrong-size")
+
+
+def test_default_codec_and_quality(kodak_crop: torch.Tensor) -> None:
+    data = gc.encode(kodak_crop)
+    info = gc.read_info(data)
+    assert info.codec == gc.DEFAULT_CODEC
+    assert info.quality == open_codec(gc.DEFAULT_CODEC).default_quality
+
+
+def test_encode_is_deterministic(kodak_crop: torch.Tensor) -> None:
+    for name in ("msh", "factorized", "jpeg", "webp", "avif", "jpeg2000"):
+        assert gc.encode(kodak_crop, codec=name) == gc.encode(kodak_crop.clone(), codec=name), name

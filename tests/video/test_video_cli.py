@@ -1,0 +1,126 @@
+"""``glocal-codec video encode | decode | info`` through typer's CliRunner."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+import glocal_codec as gc
+from glocal_codec.cli import app
+from glocal_codec.video import decode_video, read_video, write_frames, write_video
+
+from video_clips import synthetic_clip
+
+pytest.importorskip("av")
+
+runner = CliRunner()
+CLIP = synthetic_clip(5, 37, 65, seed=4)
+
+
+def run(*args: str):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def one_error_line(result) -> str:
+    assert result.exit_code == 1, result.output
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "Traceback" not in result.output
+    return lines[0]
+
+
+def sha(p: Path) -> str:
+    return hashlib.sha256(p.read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def frames_dir(tmp_path: Path) -> Path:
+    write_frames(tmp_path / "frames", CLIP)
+    return tmp_path / "frames"
+
+
+def test_encode_info_decode(tmp_path: Path, frames_dir: Path) -> None:
+    before = {p.name: sha(p) for p in frames_dir.iterdir()}
+    glc = tmp_path / "clip.glc"
+    r = run("video", "encode", frames_dir, "-o", glc, "--codec", "x264", "--quality", "4", "--fps", "30")
+    assert r.exit_code == 0, r.output
+    assert "x264 q4 5 frames 65x37 @ 30 fps" in r.stdout
+    assert {p.name: sha(p) for p in frames_dir.iterdir()} == before  # input untouched
+    info = gc.read_info(glc.read_bytes())
+    assert (info.codec, info.quality, info.shape, info.fps) == ("x264", 4, (5, 3, 37, 65), 30)
+    assert info.bpp == pytest.approx(8 * glc.stat().st_size / (5 * 37 * 65))
+
+    r = run("video", "info", glc)
+    assert r.exit_code == 0, r.output
+    for text in ("x264 (id 64)", "video", "65x37", "30", f"{info.bpp:.4f}"):
+        assert text in r.stdout
+
+    r = run("video", "decode", glc)  # default: clip.mp4, lossless
+    assert r.exit_code == 0, r.output
+    out = read_video(tmp_path / "clip.mp4")
+    assert out.frames.shape == CLIP.shape and out.fps == 30
+    assert torch.equal(out.frames, decode_video(glc.read_bytes()).frames)  # the mp4 is lossless
+
+    r = run("video", "decode", glc, "-o", tmp_path / "clip.y4m")
+    assert r.exit_code == 0 and (tmp_path / "clip.y4m").read_bytes().startswith(b"YUV4MPEG2")
+    r = run("video", "decode", glc, "--frames-dir", tmp_path / "out")
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in (tmp_path / "out").iterdir())[:2] == ["00000.png", "00001.png"]
+
+
+@pytest.mark.parametrize("codec", [c.name for c in gc.list_codecs(media="video")])
+def test_encode_a_video_file_with_every_codec(tmp_path: Path, codec: str) -> None:
+    src = write_video(tmp_path / "in.mkv", CLIP, fps=24)
+    r = run("video", "encode", src, "-c", codec, "-q", "2", "--start", "1", "-n", "3")
+    assert r.exit_code == 0, r.output
+    info = gc.read_info((tmp_path / "in.glc").read_bytes())
+    assert (info.codec, info.frames, info.fps) == (codec, 3, 24)
+    r = run("info", tmp_path / "in.glc")  # the image `info` command reads video files too
+    assert r.exit_code == 0 and "shape (T,C,H,W)" in r.stdout
+
+
+def test_refuses_to_overwrite(tmp_path: Path, frames_dir: Path) -> None:
+    glc = tmp_path / "clip.glc"
+    glc.write_bytes(b"precious")
+    line = one_error_line(run("video", "encode", frames_dir, "-o", glc))
+    assert "exists" in line and "--force" in line
+    assert glc.read_bytes() == b"precious"
+    assert run("video", "encode", frames_dir, "-o", glc, "--force").exit_code == 0
+    mp4 = tmp_path / "clip.mp4"
+    mp4.write_bytes(b"mine")
+    one_error_line(run("video", "decode", glc, "-o", mp4))
+    assert mp4.read_bytes() == b"mine"
+    one_error_line(run("video", "decode", glc, "--frames-dir", frames_dir))  # frames exist there
+    assert run("video", "decode", glc, "-o", mp4, "--force").exit_code == 0
+    assert not [p for p in tmp_path.rglob("*") if p.name.endswith(".tmp")]
+
+
+def test_errors_are_one_line(tmp_path: Path, frames_dir: Path) -> None:
+    glc = tmp_path / "clip.glc"
+    assert run("video", "encode", frames_dir, "-o", glc, "-q", "1").exit_code == 0
+    data = glc.read_bytes()
+    (tmp_path / "trunc.glc").write_bytes(data[: len(data) // 2])
+    assert "truncated" in one_error_line(run("video", "decode", tmp_path / "trunc.glc", "-o", tmp_path / "t.mp4"))
+    assert not (tmp_path / "t.mp4").exists()
+    one_error_line(run("video", "info", tmp_path / "trunc.glc"))
+    bad = bytearray(data)
+    bad[len(bad) // 2] ^= 0xFF
+    (tmp_path / "bad.glc").write_bytes(bytes(bad))
+    one_error_line(run("video", "decode", tmp_path / "bad.glc", "-o", tmp_path / "b.mp4"))
+    one_error_line(run("video", "info", tmp_path / "missing.glc"))
+    one_error_line(run("video", "encode", tmp_path / "missing.mp4"))
+    one_error_line(run("video", "encode", frames_dir, "-o", tmp_path / "x.glc", "--codec", "jpeg"))
+    one_error_line(run("video", "encode", frames_dir, "-o", tmp_path / "x.glc", "--codec", "nope"))
+    one_error_line(run("video", "encode", frames_dir, "-o", tmp_path / "x.glc", "--quality", "99"))
+    one_error_line(run("video", "encode", frames_dir, "-o", tmp_path / "x.glc", "--size", "big"))
+    one_error_line(run("video", "encode", frames_dir, "-o", tmp_path / "x.glc", "--fps", "0"))
+    one_error_line(run("video", "decode", glc, "-o", tmp_path / "x.avi"))
+    one_error_line(run("video", "decode", glc, "-o", tmp_path / "a.mp4", "--frames-dir", tmp_path / "f"))
+    one_error_line(run("video", "decode", glc, "-o", glc))
+    one_error_line(run("decode", glc, "-o", tmp_path / "x.png"))  # image decode of a video file
+    assert not (tmp_path / "x.glc").exists()
+    assert glc.read_bytes() == data
