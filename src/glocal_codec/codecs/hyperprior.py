@@ -176,7 +176,9 @@ class MeanScaleHyperprior(_Base):
         )
         self.gaussian = GaussianConditional(None)
         self.coder = GaussianCoder()
-        self._h_s64: nn.Module | None = None
+        # float64 CPU copy of h_s, held in a plain list so it is not a registered submodule
+        # (it must stay out of state_dict(), parameters() and .to(device))
+        self._h_s64: list[nn.Module] = []
 
     def forward(self, x: torch.Tensor, q: int) -> ForwardResult:
         y = self.gain(self.g_a(x), q)
@@ -201,10 +203,10 @@ class MeanScaleHyperprior(_Base):
         must be identical in encoder and decoder, and float64 keeps thread-count (and
         CPU/GPU) rounding differences ~1e-15, far below the spacing of the scale table.
         """
-        if self._h_s64 is None:
-            self._h_s64 = copy.deepcopy(self.h_s).double().cpu().eval()
+        if not self._h_s64:
+            self._h_s64.append(copy.deepcopy(self.h_s).double().cpu().eval())
         with torch.no_grad():
-            scales, means = self._h_s64(z_hat.double().cpu()).chunk(2, 1)
+            scales, means = self._h_s64[0](z_hat.double().cpu()).chunk(2, 1)
         return self.coder.scale_index(scales.numpy()), means.numpy()
 
     def compress_latent(self, y: torch.Tensor, q: int) -> list[bytes]:
@@ -227,4 +229,4 @@ class MeanScaleHyperprior(_Base):
 
     def _reset_caches(self) -> None:
         super()._reset_caches()
-        self._h_s64 = None
+        self._h_s64.clear()
