@@ -57,7 +57,7 @@ settings.register_profile(
     print_blob=True,
 )
 FUZZ = settings.get_profile("glocal-fuzz")
-CONTAINER_FUZZ = settings(FUZZ, max_examples=max(EXAMPLES * 3, 100))  # the reader alone is fast
+CONTAINER_FUZZ = settings(FUZZ, max_examples=max(EXAMPLES * 2, 100))  # the reader alone is fast
 
 IMAGE_CODECS = [c.name for c in gc.list_codecs(media="image") if c.weights_available]
 #: Any registered codec, video ones included: a file's id may point anywhere.
