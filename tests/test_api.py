@@ -16,6 +16,7 @@ import glocal_codec as gc
 from glocal_codec.bitstream import (
     Container,
     CorruptStreamError,
+    LimitError,
     MediaKind,
     WeightsMismatchError,
     read_container,
@@ -197,6 +198,27 @@ def test_header_shape_decides_the_output_size(kodak_crop: torch.Tensor) -> None:
     # the same latents (128 x 128 after padding) cropped to another original size
     smaller = write_container(dataclasses.replace(c, shape=(3, 90, 120)))
     assert gc.decode(smaller).size == (120, 90)
+
+
+def test_decompression_bomb_guard(kodak_crop: torch.Tensor) -> None:
+    c = read_container(gc.encode(kodak_crop, codec="msh"))
+    # a few hundred bytes announcing 16K x 16K: refused before any decoding
+    bomb = write_container(dataclasses.replace(c, shape=(3, 16384, 16384)))
+    with pytest.raises(LimitError, match="16384x16384.*decode limit.*max_pixels=None"):
+        gc.decode(bomb)
+    assert gc.MAX_DECODE_PIXELS == 178_956_970  # Pillow's DecompressionBombError threshold
+    h, w = kodak_crop.shape[-2:]
+    with pytest.raises(LimitError):
+        gc.decode(write_container(c), max_pixels=h * w - 1)
+    assert gc.decode(write_container(c), max_pixels=h * w).size == (w, h)
+    assert gc.decode(write_container(c), max_pixels=None).size == (w, h)
+
+
+@pytest.mark.parametrize("name", ["msh", "glocal", "factorized"])
+def test_learned_codecs_refuse_header_params(name: str, kodak_crop: torch.Tensor) -> None:
+    c = read_container(gc.encode(kodak_crop[..., :64, :64], codec=name))
+    with pytest.raises(CorruptStreamError, match="no codec parameters"):
+        gc.decode(write_container(dataclasses.replace(c, params=b"\x01")))
 
 
 class _WrongSize:

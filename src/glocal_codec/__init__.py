@@ -5,7 +5,7 @@
 >>> img = gc.decode(data)                                   # PIL image
 """
 
-from .api import DEFAULT_CODEC, FileInfo, decode, decode_tensor, encode, open_container, read_info
+from .api import DEFAULT_CODEC, MAX_DECODE_PIXELS, FileInfo, decode, decode_tensor, encode, open_container, read_info
 from .bitstream import BitstreamError
 from .codecs import CodecInfo, list_codecs, open_codec, register_codec
 from .imageio import UnsupportedImageError
@@ -23,7 +23,7 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "__version__", "DEFAULT_CODEC", "FileInfo", "CodecInfo", "BitstreamError", "UnsupportedImageError",
+    "__version__", "DEFAULT_CODEC", "MAX_DECODE_PIXELS", "FileInfo", "CodecInfo", "BitstreamError", "UnsupportedImageError",
     "encode", "decode", "decode_tensor", "read_info", "open_container",
     "list_codecs", "open_codec", "register_codec",
 ]

@@ -15,6 +15,7 @@ from .bitstream import (
     BitstreamError,
     Container,
     CorruptStreamError,
+    LimitError,
     MediaKind,
     WeightsMismatchError,
     read_container,
@@ -26,6 +27,7 @@ from .imageio import load_image, to_pil, to_tensor
 
 __all__ = [
     "DEFAULT_CODEC",
+    "MAX_DECODE_PIXELS",
     "ImageLike",
     "FileInfo",
     "encode",
@@ -38,6 +40,12 @@ __all__ = [
 
 #: The codec ``glocal-codec encode`` uses when none is named.
 DEFAULT_CODEC = "msh"
+
+#: Decompression-bomb guard (Pillow's idea, and Pillow's error threshold of 2 x 89.5 Mpixel): a
+#: few hundred bytes of a learned codec can legitimately announce a flat 16K x 16K image, whose
+#: decode takes minutes and gigabytes. Larger files need ``max_pixels=None`` (CLI:
+#: ``--max-pixels 0``) or a bigger number; the container's own hard limit still applies.
+MAX_DECODE_PIXELS = 2 * 89_478_485
 
 ImageLike = Union[str, os.PathLike, Image.Image, np.ndarray, torch.Tensor]
 
@@ -141,9 +149,18 @@ def open_container(data: bytes) -> tuple[Container, Codec]:
     return container, codec
 
 
-def decode_tensor(data: bytes, device: str | None = None) -> torch.Tensor:
-    """Decode a ``.glc`` file to a float tensor 1 x C x H x W in [0, 1]."""
+def decode_tensor(data: bytes, device: str | None = None,
+                  max_pixels: int | None = MAX_DECODE_PIXELS) -> torch.Tensor:
+    """Decode a ``.glc`` file to a float tensor 1 x C x H x W in [0, 1].
+
+    ``max_pixels`` refuses (with :class:`LimitError`) images larger than that before decoding
+    anything; ``None`` lifts the guard.
+    """
     container, codec = open_container(data)
+    h, w = container.shape[-2:]
+    if max_pixels and h * w > max_pixels:
+        raise LimitError(f"the file announces a {w}x{h} image ({h * w:,} pixels), more than the decode limit of "
+                         f"{max_pixels:,}; allow it with max_pixels=None (CLI: --max-pixels 0) if you trust the file")
     if container.media is not MediaKind.IMAGE:
         # a BitstreamError (still a ValueError): gc.decode of any bytes raises only that family
         raise CorruptStreamError(f"the file holds a {container.media.name.lower()} ({codec.name}); decode it with "
@@ -165,9 +182,9 @@ def decode_tensor(data: bytes, device: str | None = None) -> torch.Tensor:
     return x
 
 
-def decode(data: bytes, device: str | None = None) -> Image.Image:
-    """Decode a ``.glc`` file to an 8-bit PIL image (RGB or grayscale ``L``)."""
-    return to_pil(decode_tensor(data, device))
+def decode(data: bytes, device: str | None = None, max_pixels: int | None = MAX_DECODE_PIXELS) -> Image.Image:
+    """Decode a ``.glc`` file to an 8-bit PIL image (RGB or grayscale ``L``); see :func:`decode_tensor`."""
+    return to_pil(decode_tensor(data, device, max_pixels))
 
 
 def read_info(data: bytes) -> FileInfo:

@@ -205,3 +205,34 @@ def test_decode_to_jpeg_by_extension(runner: CliRunner, png: Path) -> None:
     ok(runner.invoke(app, ["decode", str(glc), "-o", str(png.parent / "e.jpg")]))
     with Image.open(png.parent / "e.jpg") as img:
         assert img.format == "JPEG" and img.size == (128, 96)
+
+
+def test_train_small_glocal_with_arch(runner: CliRunner, png: Path, tmp_path: Path) -> None:
+    data = png.parent
+    r = runner.invoke(app, ["train", "glocal", "--data", str(data), "--out", str(tmp_path / "runs"), "--steps", "2",
+                            "--batch", "1", "--crop", "64", "--threads", "1", "--device", "cpu",
+                            "--arch", "n=16", "--arch", "m=16", "--arch", "slices=2", "--arch", "window=4",
+                            "--arch", "head_dim=8", "--arch", "tokens=2", "--arch", "ctx=16"])
+    assert r.exit_code == 0, r.output
+    state = torch.load(tmp_path / "runs" / "glocal" / "checkpoint.pt", map_location="cpu", weights_only=False)
+    assert state["step"] == 2 and state["model_config"]["window"] == 4
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["glocal", "--arch", "colour=blue"], "fields:"),
+    (["glocal", "--arch", "window"], "KEY=VALUE"),
+    (["jpeg"], "no trainer"),
+])
+def test_train_bad_options(runner: CliRunner, png: Path, tmp_path: Path, args: list[str], needle: str) -> None:
+    r = runner.invoke(app, ["train", *args, "--data", str(png.parent), "--out", str(tmp_path / "runs"), "--steps", "1"])
+    failed(r, needle)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_decode_pixel_limit(runner: CliRunner, png: Path, tmp_path: Path) -> None:
+    glc = tmp_path / "p.glc"
+    ok(runner.invoke(app, ["encode", str(png), "-o", str(glc), "--codec", "jpeg"]))
+    failed(runner.invoke(app, ["decode", str(glc), "-o", str(tmp_path / "a.png"), "--max-pixels", "100"]),
+           "decode limit", "--max-pixels 0")
+    assert not (tmp_path / "a.png").exists()
+    ok(runner.invoke(app, ["decode", str(glc), "-o", str(tmp_path / "b.png"), "--max-pixels", "0"]))

@@ -93,6 +93,8 @@ def decode(
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="output image (default: SRC with .png)"),
     device: Optional[str] = typer.Option(None, help="cpu, cuda or auto"),
     force: bool = typer.Option(False, "--force", "-f", help="overwrite an existing output"),
+    max_pixels: int = typer.Option(api.MAX_DECODE_PIXELS, "--max-pixels",
+                                   help="refuse larger images (decompression-bomb guard); 0: no limit"),
 ) -> None:
     """Decode a .glc file to an image; the file says which codec."""
     dst = output or src.with_suffix(".png")
@@ -104,7 +106,7 @@ def decode(
         data = src.read_bytes()
         t0 = time.perf_counter()
         with _status("decoding"):
-            img = api.decode(data, device=device)
+            img = api.decode(data, device=device, max_pixels=max_pixels or None)
         secs = time.perf_counter() - t0
         atomic_write(dst, image=img, force=force)
     except _EXPECTED as e:
@@ -144,9 +146,10 @@ def list_cmd() -> None:
 
 @app.command()
 def train(
-    codec: str = typer.Argument(..., help="msh or factorized"),
+    codec: str = typer.Argument(..., help="msh, factorized or glocal"),
     quality: Optional[List[int]] = typer.Option(None, "--quality", "-q",
                                                 help="train only these levels (default: all; one model serves every level)"),
+    data: Optional[List[Path]] = typer.Option(None, "--data", help="image folder (repeatable; default: the dataset root's train/)"),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="dataset root (default $GLOCAL_CODEC_DATA); uses its train/"),
     out_dir: Path = typer.Option(Path("runs"), "--out", help="checkpoint folder (a subfolder per codec)"),
     steps: int = typer.Option(6000, help="optimisation steps"),
@@ -154,12 +157,18 @@ def train(
     batch: int = typer.Option(8),
     crop: int = typer.Option(128),
     lr: float = typer.Option(2e-4),
+    arch: Optional[List[str]] = typer.Option(None, "--arch", metavar="KEY=VALUE",
+                                             help="model config fields, e.g. --arch n=64 --arch m=96 --arch window=4"),
+    init_from: Optional[Path] = typer.Option(None, "--init-from", help="copy matching tensors from this checkpoint"),
     threads: Optional[int] = typer.Option(None, help="CPU threads for torch"),
     device: str = typer.Option("auto", help="cpu, cuda or auto"),
     resume: bool = typer.Option(False, help="continue from the checkpoint in --out"),
     export: bool = typer.Option(False, help="write the result into the package's weights folder"),
 ) -> None:
-    """Train a learned codec (rate + lambda * MSE, every quality level in one variable-rate model)."""
+    """Train a learned codec (rate + lambda * MSE, every quality level in one variable-rate model).
+
+    Under ``torchrun --nproc_per_node N`` it trains with DistributedDataParallel.
+    """
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     from ..datasets import dataset_dir
@@ -167,12 +176,16 @@ def train(
     from ..train import TrainConfig
     from ..train import train as run_training
     from ..train.export import export_checkpoint
+    from ..train.loop import model_config, parse_arch, world_info
 
     try:
-        root = dataset_dir("train", data_dir)
-        cfg = TrainConfig(codec=codec, data=[str(root)], out=str(out_dir / codec), steps=steps, minutes=minutes,
+        roots = [str(d) for d in data] if data else [str(dataset_dir("train", data_dir))]
+        arch_fields = parse_arch(list(arch or []))
+        model_config(codec, **arch_fields)  # unknown codec or field: fail before loading data
+        cfg = TrainConfig(codec=codec, data=roots, out=str(out_dir / codec), steps=steps, minutes=minutes,
                           batch=batch, crop=crop, lr=lr, threads=threads, device=str(resolve_device(device)),
-                          qualities=list(quality or []))
+                          qualities=list(quality or []), arch=arch_fields,
+                          init_from=str(init_from) if init_from else None)
         with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                       TextColumn("{task.fields[stats]}"), TimeRemainingColumn(), console=err) as bar:
             task = bar.add_task(f"train {codec}", total=steps, stats="")
@@ -183,7 +196,7 @@ def train(
 
             result = run_training(cfg, resume=resume, log=lambda m: bar.console.print(m), on_step=on_step)
         out.print(f"checkpoint: {result.checkpoint} ({result.steps} steps, {result.seconds:.0f} s)")
-        if export:
+        if export and world_info()[0] == 0:
             path = export_checkpoint(result.checkpoint, codec, command=" ".join(["glocal-codec", *sys.argv[1:]]))
             out.print(f"weights written to {path}")
     except _EXPECTED as e:

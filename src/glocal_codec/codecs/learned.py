@@ -126,6 +126,8 @@ class LearnedImageCodec:
         m = self.pad_multiple
         ph, pw = -(-h // m) * m, -(-w // m) * m
         latent = (1, self.model.cfg.m, ph // 16, pw // 16)
+        if payload.params:  # the learned image codecs write none; extra header bytes mean a damaged file
+            raise CorruptStreamError(f"{self.name} files carry no codec parameters, found {len(payload.params)} bytes")
         if len(payload.streams) != self.n_streams:
             raise CorruptStreamError(f"{self.name} expects {self.n_streams} streams, got {len(payload.streams)}")
         y_hat = self.model.decompress_latent(list(payload.streams), latent, q).to(self.device)

@@ -1,9 +1,13 @@
-"""``python -m glocal_codec.train CODEC OUT [--steps N] [--minutes M] ...`` (the CLI wraps this too)."""
+"""``python -m glocal_codec.train CODEC OUT [--steps N] [--minutes M] ...`` (the CLI wraps this too).
+
+Several processes: ``torchrun --nproc_per_node 2 -m glocal_codec.train glocal runs/g --data DIR``
+(one per GPU with ``--device cuda``; gloo on CPU). Under torchrun give the channel counts as
+``--arch n=64 --arch m=96``: torchrun's own parser rejects ``--n`` as an ambiguous abbreviation.
+"""
 
 import argparse
-import json
 
-from .loop import TrainConfig, train
+from .loop import TrainConfig, parse_arch, train, world_info
 
 p = argparse.ArgumentParser()
 p.add_argument("codec")
@@ -15,16 +19,22 @@ p.add_argument("--batch", type=int, default=8)
 p.add_argument("--crop", type=int, default=128)
 p.add_argument("--lr", type=float, default=2e-4)
 p.add_argument("--threads", type=int)
+p.add_argument("--device", default="cpu")
+p.add_argument("--seed", type=int, default=0)
+p.add_argument("--ckpt-every", type=int, default=200)
+p.add_argument("--log-every", type=int, default=50)
 p.add_argument("--n", type=int, help="transform channels (default: the model's own)")
 p.add_argument("--m", type=int, help="latent channels (default: the model's own)")
+p.add_argument("--quality", type=int, action="append", default=[], help="train only these levels")
 p.add_argument("--resume", action="store_true")
 p.add_argument("--init-from")
 p.add_argument("--arch", action="append", default=[], metavar="KEY=VALUE",
                help="further model config fields, e.g. --arch window=4 --arch slices=[8,8,16] (glocal)")
 a = p.parse_args()
-arch = {k: json.loads(v) if v[:1] in "[{0123456789-" or v in ("true", "false") else v
-        for k, v in (kv.split("=", 1) for kv in a.arch)}
 cfg = TrainConfig(codec=a.codec, data=a.data, out=a.out, steps=a.steps, minutes=a.minutes, batch=a.batch,
-                  crop=a.crop, lr=a.lr, threads=a.threads, n=a.n, m=a.m,
-                  init_from=a.init_from, arch=arch)
-print(train(cfg, resume=a.resume))
+                  crop=a.crop, lr=a.lr, threads=a.threads, device=a.device, seed=a.seed, ckpt_every=a.ckpt_every,
+                  log_every=a.log_every, n=a.n, m=a.m, init_from=a.init_from, arch=parse_arch(a.arch),
+                  qualities=a.quality)
+result = train(cfg, resume=a.resume)
+if world_info()[0] == 0:
+    print(result)

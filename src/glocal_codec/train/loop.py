@@ -5,6 +5,12 @@ vector and optimises ``bpp + lambda_q * 255^2 * MSE`` (the CompressAI convention
 (model, optimiser, step, RNG state) are written atomically every ``ckpt_every`` steps so a run can
 stop and ``--resume`` later; the budget is a step count and/or a wall-clock limit, and the
 learning rate follows a cosine schedule over whichever of the two is reached first.
+
+Multi-process training (several GPUs, or CPU processes) goes through ``torchrun``: when
+``WORLD_SIZE`` > 1 the loop joins the process group (NCCL on CUDA, gloo on CPU), wraps the model
+in DistributedDataParallel, gives every rank its own crop stream (the effective batch is
+``batch * world_size``) and lets rank 0 alone decide when to stop, set the learning rate, log and
+write checkpoints, so that all ranks take identical optimiser steps.
 """
 
 from __future__ import annotations
@@ -23,7 +29,8 @@ from ..codecs.glocal import GlocalModel
 from ..codecs.hyperprior import LAMBDAS, FactorizedPrior, MeanScaleHyperprior, ModelConfig
 from .data import CropSampler, find_images
 
-__all__ = ["TrainConfig", "TrainResult", "MODELS", "build_model", "model_config", "init_from", "rd_loss", "train"]
+__all__ = ["TrainConfig", "TrainResult", "MODELS", "build_model", "model_config", "init_from", "rd_loss", "train",
+           "world_info", "parse_arch"]
 
 MODELS: dict[str, type] = {"msh": MeanScaleHyperprior, "factorized": FactorizedPrior, "glocal": GlocalModel}
 
@@ -65,7 +72,13 @@ def model_config(codec: str, n: int | None = None, m: int | None = None, **arch)
         raise ValueError(f"no trainer for codec {codec!r}; trainable: {', '.join(MODELS)}")
     config_class = getattr(MODELS[codec], "config_class", ModelConfig)
     given = {k: v for k, v in {"n": n, "m": m, **arch}.items() if v is not None}
-    return config_class(**given)
+    try:
+        return config_class(**given)
+    except TypeError as e:  # an unknown field name: say which ones exist
+        from dataclasses import fields
+
+        known = ", ".join(f.name for f in fields(config_class))
+        raise ValueError(f"bad model config for {codec}: {e}; fields: {known}") from None
 
 
 def build_model(codec: str, cfg=None) -> torch.nn.Module:
@@ -104,6 +117,32 @@ def init_from(model: torch.nn.Module, path: Path) -> int:
     return len(keep)
 
 
+def parse_arch(items: list[str]) -> dict:
+    """``["window=4", "slices=[8,8,16]"]`` -> ``{"window": 4, "slices": [8, 8, 16]}`` (JSON values, else strings)."""
+    import json
+
+    arch = {}
+    for kv in items:
+        if "=" not in kv:
+            raise ValueError(f"--arch wants KEY=VALUE, got {kv!r}")
+        k, v = kv.split("=", 1)
+        try:
+            arch[k.strip()] = json.loads(v)
+        except json.JSONDecodeError:
+            arch[k.strip()] = v
+    return arch
+
+
+def world_info() -> tuple[int, int, int]:
+    """(rank, local_rank, world_size) from torchrun's environment; (0, 0, 1) outside it."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0")), world
+
+
+def _params_checksum(model: torch.nn.Module) -> torch.Tensor:
+    return torch.stack([p.detach().double().sum() for p in model.parameters()]).sum().reshape(1).cpu()
+
+
 def _lr_at(cfg: TrainConfig, progress: float) -> float:
     progress = min(max(progress, 0.0), 1.0)
     return cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1 + math.cos(math.pi * progress))
@@ -122,15 +161,28 @@ def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] | N
     ``log`` receives text lines (resume, periodic averages); ``on_step(step, total, stats)`` is
     called after every step with loss / bpp / psnr, for a progress bar.
     """
+    rank, local_rank, world = world_info()
+    distributed = world > 1
+    if rank != 0:  # one voice: rank 0 logs and reports progress
+        log, on_step = (lambda s: None), None
     log = log or (lambda s: print(s, file=sys.stderr, flush=True))
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    torch.manual_seed(cfg.seed)
+    torch.manual_seed(cfg.seed)  # same seed on every rank: identical initial weights
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     ckpt_path = out / "checkpoint.pt"
     device = torch.device(cfg.device)
-    model = build_model(cfg.codec, model_config(cfg.codec, cfg.n, cfg.m, **cfg.arch)).to(device)
+    if distributed:
+        import torch.distributed as dist
+
+        if device.type == "cuda":
+            device = torch.device("cuda", local_rank)
+            torch.cuda.set_device(device)
+        if not dist.is_initialized():
+            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    fields = {**cfg.arch, **{k: v for k, v in (("n", cfg.n), ("m", cfg.m)) if v is not None}}
+    model = build_model(cfg.codec, model_config(cfg.codec, **fields)).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     step, elapsed = 0, 0.0
     if cfg.init_from and not (resume and ckpt_path.exists()):
@@ -142,11 +194,20 @@ def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] | N
         opt.load_state_dict(state["optim"])
         step, elapsed = state["step"], state["seconds"]
         log(f"resumed from {ckpt_path} at step {step}")
+    net: torch.nn.Module = model
+    if distributed:
+        from torch.nn.parallel import DistributedDataParallel
+
+        # Only the drawn quality level's gain and entropy bottleneck take part in a step, so the
+        # other levels' parameters are unused: DDP must be told to look for them.
+        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
+                                      find_unused_parameters=True)
     paths = [p for d in cfg.data for p in find_images(Path(d))]
-    sampler = CropSampler(paths, cfg.crop, seed=cfg.seed + step)
+    sampler = CropSampler(paths, cfg.crop, seed=cfg.seed + step + 100_003 * rank)  # own crops per rank
     levels = cfg.qualities or list(range(1, len(LAMBDAS) + 1))
-    log(f"training {cfg.codec} on {len(sampler)} images, qualities {levels}, device {device}")
-    gen = torch.Generator().manual_seed(cfg.seed + step)
+    log(f"training {cfg.codec} on {len(sampler)} images, qualities {levels}, device {device}"
+        + (f", {world} processes (effective batch {cfg.batch * world})" if distributed else ""))
+    gen = torch.Generator().manual_seed(cfg.seed + step)  # same on every rank: same quality level per step
     model.train()
     t0 = time.monotonic() - elapsed
     budget = cfg.minutes * 60 if cfg.minutes else None
@@ -154,21 +215,28 @@ def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] | N
     stats: list[tuple[float, float, float]] = []
 
     def checkpoint() -> None:
+        if rank != 0:
+            return
         _save(ckpt_path, {"model": model.state_dict(), "optim": opt.state_dict(), "step": step,
                           "seconds": time.monotonic() - t0, "config": asdict(cfg),
                           "model_config": asdict(model.cfg)})
 
     while step < cfg.steps:
         spent = time.monotonic() - t0
-        if budget is not None and spent >= budget:
+        stop = budget is not None and spent >= budget
+        progress = max(step / cfg.steps, spent / budget if budget else 0.0)
+        if distributed:  # rank 0's clock decides for everyone, so no rank waits on a missing peer
+            flags = torch.tensor([float(stop), progress], dtype=torch.float64)
+            dist.broadcast(flags, 0)
+            stop, progress = bool(flags[0]), float(flags[1])
+        if stop:
             log(f"time budget of {cfg.minutes} min reached at step {step}")
             break
-        progress = max(step / cfg.steps, spent / budget if budget else 0.0)
         for g in opt.param_groups:
             g["lr"] = _lr_at(cfg, progress)
         q = levels[int(torch.randint(len(levels), (1,), generator=gen))]
         x = sampler.batch(cfg.batch).to(device)
-        result = model(x, q - 1)
+        result = net(x, q - 1)
         loss, bpp, psnr = rd_loss(x, result, LAMBDAS[q - 1])
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -187,4 +255,13 @@ def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] | N
         if step % cfg.ckpt_every == 0:
             checkpoint()
     checkpoint()
+    if distributed:
+        # A cheap proof that DDP kept the replicas identical: every rank's parameter checksum.
+        sums = [torch.zeros(1, dtype=torch.float64) for _ in range(world)]
+        dist.all_gather(sums, _params_checksum(model))
+        if any(not torch.equal(sums[0], s_) for s_ in sums[1:]):
+            raise RuntimeError(f"distributed replicas diverged: parameter checksums {[float(v) for v in sums]}")
+        log(f"{world} replicas in sync (parameter checksum {float(sums[0]):.6f})")
+        dist.barrier()
+        dist.destroy_process_group()
     return TrainResult(ckpt_path, step, time.monotonic() - t0, last_loss)
