@@ -77,3 +77,21 @@ def kodak_crop(data_dir: Path) -> torch.Tensor:
     from glocal_codec.imageio import load_image
 
     return load_image(data_dir / "kodak" / "kodim23.png")[0][:, :, 200:296, 300:428].contiguous()
+
+
+#: Fitting budgets for the INR video codecs in the registry-wide tests: enough to exercise every
+#: code path through real files, far too little for quality (their own tests fit longer).
+INR_TEST_EPOCHS = {"hnerv": 2, "nirvana": 2, "pfnr": 2}
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _fast_inr_codecs() -> None:
+    from glocal_codec.codecs import open_codec
+    from glocal_codec.codecs.registry import UnknownCodecError
+
+    for name, epochs in INR_TEST_EPOCHS.items():
+        try:
+            c = open_codec(name)
+        except UnknownCodecError:
+            continue
+        c.epochs = epochs

@@ -24,4 +24,8 @@ except ImportError as err:  # PyAV missing: only the video plugins are disabled
 
     logging.getLogger(__name__).warning("video codecs unavailable (PyAV): %s", err)
 
+from ..video.inr import HNeRVCodec  # noqa: E402  (INR video codecs: torch only, no PyAV needed)
+
+register_codec("hnerv")(HNeRVCodec)
+
 __all__: list[str] = []
