@@ -2,6 +2,7 @@
 
     glocal-codec eval --dataset kodak --codec msh --codec jpeg --report reports/kodak
     glocal-codec eval --images my_photos/ --codec msh --quality 1 --quality 3
+    glocal-codec eval --video clip.mp4 --codec hnerv --codec x264 --report reports/video
     glocal-codec bdrate reports/kodak/results.json --anchor jpeg
 
 Thin, like the rest of the CLI: parse, call :mod:`glocal_codec.eval`, print. Expected failures
@@ -52,8 +53,16 @@ def eval_cmd(
     anchor: Optional[str] = typer.Option(None, "--anchor", help="BD-rate anchor in the report (default jpeg)"),
     limit: Optional[int] = typer.Option(None, "--limit", help="only the first N images (a quick check)"),
     fresh: bool = typer.Option(False, "--fresh", help="ignore an existing results.json instead of resuming"),
+    video: Optional[List[Path]] = typer.Option(None, "--video", help="a clip (file or frame folder) to evaluate video "
+                                                                    "codecs on (repeatable; instead of --dataset)"),
+    frames: Optional[int] = typer.Option(None, "--frames", help="video: the first N frames only"),
+    size: Optional[str] = typer.Option(None, "--size", help="video: rescale frames to WxH first"),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="video: fitting budget of the INR codecs"),
 ) -> None:
     """Measure codecs on a dataset: real file sizes, PSNR, MS-SSIM, LPIPS; resumable; writes a report."""
+    if video:
+        return _eval_video(video, codec, quality, report, device, frames, size, epochs, fresh, anchor,
+                           dataset is not None or images is not None)
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
                                TimeRemainingColumn)
 
@@ -64,7 +73,7 @@ def eval_cmd(
 
     try:
         if (dataset is None) == (images is None):
-            raise ValueError("give exactly one of --dataset NAME or --images FOLDER")
+            raise ValueError("give exactly one of --dataset NAME, --images FOLDER or --video CLIP")
         ds = image_folder(images) if images is not None else load_dataset(dataset, data_dir)  # type: ignore[arg-type]
         if limit is not None:
             if limit < 1:
@@ -98,6 +107,44 @@ def eval_cmd(
     plots = [files[k].name for k in ("rd_psnr", "rd_ms_ssim_db", "rd_lpips") if k in files]
     out.print(f"report: {files['summary_md']} and {files['summary_html']}"
               + (f"; plots: {', '.join(plots)}" if plots else ""), highlight=False)
+
+
+def _eval_video(videos: List[Path], codecs: List[str], qualities: Optional[List[int]], report: Optional[Path],
+                device: Optional[str], frames: Optional[int], size: Optional[str], epochs: Optional[int], fresh: bool,
+                anchor: Optional[str], also_images: bool) -> None:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from ..eval.video_eval import evaluate_videos, write_video_report
+    from .app import _fail, err, out
+    from .video import _parse_size
+
+    try:
+        if also_images:
+            raise ValueError("give --video, or one of --dataset / --images, not both")
+        if frames is not None and frames < 1:
+            raise ValueError("--frames must be at least 1")
+        for v in videos:
+            if not v.exists():
+                raise FileNotFoundError(f"no such clip: {v}")
+        folder = report or Path("reports") / "video"
+        with Progress(TextColumn("[bold]eval video"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      TextColumn("{task.fields[item]}"), console=err, transient=False) as bar:
+            task = bar.add_task("eval", total=None, item="")
+
+            def on_progress(done: int, total: int, rec) -> None:  # noqa: ANN001
+                item = "" if rec is None else (f"{rec.codec} q{rec.quality} {rec.video}: {rec.bpp:.4f} bpp "
+                                               f"{rec.psnr:.2f} dB, encode {rec.encode_s:.1f} s")
+                bar.update(task, total=total, completed=done, item=escape(item))
+
+            records = evaluate_videos(videos, codecs, qualities, results_path=folder / "results.json",
+                                      max_frames=frames, size=_parse_size(size), device=device, epochs=epochs,
+                                      fresh=fresh, progress=on_progress)
+        files = write_video_report(records, folder, anchor=anchor)
+    except _errors() as e:
+        _fail(e)
+    out.print(f"{len(records)} results in {folder / 'results.json'}", highlight=False)
+    out.print(f"report: {files['summary_md']}; plots: {files['rd_psnr'].name}, {files['rd_ms_ssim_db'].name}",
+              highlight=False)
 
 
 def bdrate_cmd(

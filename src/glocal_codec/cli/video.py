@@ -47,7 +47,7 @@ def _same(a: Path, b: Path) -> bool:
 @contextmanager
 def _progress() -> Iterator["_Bar"]:
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=err, transient=True, disable=not err.is_terminal) as bar:
+                  TextColumn("{task.fields[stats]}"), console=err, transient=True, disable=not err.is_terminal) as bar:
         yield _Bar(bar)
 
 
@@ -63,13 +63,14 @@ class _Bar:
         if self.task is not None:
             self.bar.remove_task(self.task)
         self.stage = name
-        self.task = self.bar.add_task(name, total=None)
+        self.task = self.bar.add_task(name, total=None, stats="")
 
-    def __call__(self, done: int, total: int | None) -> None:
+    def __call__(self, done: int, total: int | None, stats: str | None = None) -> None:
+        """``stats``: a short text beside the bar (the INR codecs report their fitting PSNR)."""
         if self.task is None:
             self.stage_to("working")
         assert self.task is not None
-        self.bar.update(self.task, completed=done, total=total)
+        self.bar.update(self.task, completed=done, total=total, **({"stats": stats} if stats is not None else {}))
 
 
 def _parse_size(size: Optional[str]) -> tuple[int, int] | None:

@@ -205,7 +205,7 @@ class HNeRVCodec(VideoCodecBase):
                                                            4: (0.032, 16, 11), 5: (0.064, 16, 16)}
     default_quality = 3
 
-    def __init__(self, epochs: int = 60, lr: float = 2e-3, batch: int = 2, qat_share: float = 0.2,
+    def __init__(self, epochs: int = 60, lr: float = 5e-3, batch: int = 2, qat_share: float = 0.2,
                  device: str | torch.device | None = None, seed: int = 0) -> None:
         super().__init__()
         self.epochs, self.lr, self.batch, self.qat_share, self.seed = epochs, lr, batch, qat_share, seed
