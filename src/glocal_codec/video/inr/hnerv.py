@@ -41,6 +41,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...bitstream.errors import CorruptStreamError
+from ...bitstream.varint import decode_varint
 from ...codecs.base import Payload
 from ...nn.glocal_block import GlocalBlock
 from ...nn.residual import DepthwiseConvBlock
@@ -271,8 +272,9 @@ class HNeRVCodec(VideoCodecBase):
     def decode(self, payload: Payload, *, progress: ProgressFn | None = None) -> torch.Tensor:
         t, c, h, w = self._check_payload(payload, streams=2, params=True)
         arch = HNeRVArch.from_bytes(payload.params)
-        if arch.stride > 4 * max(h, w) + 320:
-            raise CorruptStreamError(f"HNeRV stride {arch.stride} does not fit a {w}x{h} clip")
+        count, _ = decode_varint(payload.streams[0], 0, "weight value count")
+        if count != arch.n_params():  # checked before the network is allocated
+            raise CorruptStreamError(f"the weight stream holds {count} values, the HNeRV config needs {arch.n_params()}")
         dec = HNeRVDecoder(arch)
         shapes = [v.shape for _, v in sorted(dec.state_dict().items())]
         dec.load_coded(decode_tensors(payload.streams[0], shapes, arch.weight_bits))
