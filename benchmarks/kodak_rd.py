@@ -76,7 +76,7 @@ def main() -> None:
                 r = interp_psnr(results[ref]["average"], v["bpp"]) if ref in results else None
                 refs.append("n/a (out of range)" if r is None else f"{r:.2f} ({v['psnr'] - r:+.2f})")
             print(f"| {codec} | {q} | {v['bpp']:.3f} | {v['psnr']:.2f} | {refs[0]} | {refs[1]} | {v['encode_s']:.2f} | {v['decode_s']:.2f} |")
-        if a.update_manifest and codec in ("msh", "factorized"):
+        if a.update_manifest and codec in ("msh", "factorized", "glocal"):
             update_manifest(codec, {"kodak": {str(q): {"bpp": v["bpp"], "psnr": v["psnr"]} for q, v in avg.items()},
                                     "kodak_command": f"python benchmarks/kodak_rd.py --codec {codec} --update-manifest"})
 

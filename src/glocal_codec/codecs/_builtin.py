@@ -24,8 +24,10 @@ except ImportError as err:  # PyAV missing: only the video plugins are disabled
 
     logging.getLogger(__name__).warning("video codecs unavailable (PyAV): %s", err)
 
-from ..video.inr import HNeRVCodec  # noqa: E402  (INR video codecs: torch only, no PyAV needed)
+from ..video.inr import HNeRVCodec, NirvanaCodec, PFNRCodec  # noqa: E402  (INR video codecs: torch only)
 
 register_codec("hnerv")(HNeRVCodec)
+register_codec("nirvana")(NirvanaCodec)
+register_codec("pfnr")(PFNRCodec)
 
 __all__: list[str] = []
