@@ -1,7 +1,7 @@
 """Rate-distortion and fitting speed of the INR video codecs beside x264 / x265 / AV1.
 
     nice -n 5 .venv/bin/python benchmarks/video_inr.py [--clip DIR] [--frames 16] [--size 320x180]
-        [--epochs 100] [--codec hnerv --codec nirvana ...] [--device cuda]
+        [--epochs N] [--codec hnerv --codec nirvana ...] [--device cuda]
 
 Runs the project's own video evaluation (:func:`glocal_codec.eval.video_eval.evaluate_videos`,
 the code behind ``glocal-codec eval --video``) on one natural clip -- by default the first 16
@@ -59,7 +59,8 @@ def main() -> None:
     p.add_argument("--clip", type=Path, default=DATA / "video" / "bunny_nerv_640x360")
     p.add_argument("--frames", type=int, default=16)
     p.add_argument("--size", default="320x180", help="WxH, or 'native'")
-    p.add_argument("--epochs", type=int, default=100)
+    p.add_argument("--epochs", type=int, default=None,
+                   help="fitting budget for every INR codec (default: each codec's own default; units differ)")
     p.add_argument("--codec", action="append")
     p.add_argument("--quality", action="append", type=int)
     p.add_argument("--device", default=None)

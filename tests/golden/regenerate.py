@@ -1,6 +1,6 @@
 """Regenerate the golden files: one small .glc per image codec and the pixels it decodes to.
 
-    GLOCAL_CODEC_WEIGHTS= .venv/bin/python tests/golden/regenerate.py
+    .venv/bin/python tests/golden/regenerate.py     # with the package's own weights (GLOCAL_CODEC_WEIGHTS unset)
 
 Run this only on purpose (new shipped weights, a deliberate format change): the golden test
 exists to catch changes that silently alter how *old* files decode. The source image is
