@@ -103,7 +103,10 @@ def init_from(model: torch.nn.Module, path: Path) -> int:
     """Copy every tensor whose name and shape match from a checkpoint or safetensors file.
 
     Used to start ``factorized`` from ``msh``'s transforms and gains (same g_a / g_s shapes):
-    transfer learning that saves most of a CPU training budget.
+    transfer learning that saves most of a CPU training budget. When the source holds every
+    tensor of ``model`` with the same shape (the same architecture: continuing shipped weights),
+    the entropy bottlenecks are copied too; in a partial (cross-model) transfer they are not,
+    because their densities describe another model's latent.
     """
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
@@ -112,7 +115,9 @@ def init_from(model: torch.nn.Module, path: Path) -> int:
     else:
         src = torch.load(path, map_location="cpu", weights_only=False)["model"]
     own = model.state_dict()
-    keep = {k: v for k, v in src.items() if k in own and own[k].shape == v.shape and not k.startswith("ebs.")}
+    same = all(k in src and src[k].shape == v.shape for k, v in own.items())
+    keep = {k: v for k, v in src.items()
+            if k in own and own[k].shape == v.shape and (same or not k.startswith("ebs."))}
     model.load_state_dict({**own, **keep})
     return len(keep)
 
