@@ -124,3 +124,31 @@ def test_errors_are_one_line(tmp_path: Path, frames_dir: Path) -> None:
     one_error_line(run("decode", glc, "-o", tmp_path / "x.png"))  # image decode of a video file
     assert not (tmp_path / "x.glc").exists()
     assert glc.read_bytes() == data
+
+
+def test_pfnr_append_decode_video_n_and_info(tmp_path: Path, frames_dir: Path) -> None:
+    """Several videos in one pfnr file from the command line: the first decodes the same after
+    a second (another size, so rescaled) is added; the input file is left alone."""
+    first = tmp_path / "a.glc"
+    assert run("video", "encode", frames_dir, "-o", first, "-c", "pfnr", "-q", "1", "-n", "3").exit_code == 0
+    second = tmp_path / "b"
+    write_frames(second, synthetic_clip(2, 20, 30, seed=9))
+    before = sha(first)
+    both = tmp_path / "ab.glc"
+    r = run("video", "append", first, second, "-o", both)
+    assert r.exit_code == 0, r.output
+    assert "2 videos" in r.stdout and sha(first) == before
+    one = decode_video(first.read_bytes()).frames
+    assert torch.equal(decode_video(both.read_bytes(), index=0).frames, one)
+    assert tuple(decode_video(both.read_bytes()).frames.shape) == (2, 3, 37, 65)  # rescaled to the file's size
+    r = run("video", "info", both)
+    assert r.exit_code == 0 and "1) 3 frames, 2) 2 frames" in r.stdout, r.output
+    r = run("video", "decode", both, "--video", "1", "--frames-dir", tmp_path / "v1")
+    assert r.exit_code == 0, r.output
+    assert len(list((tmp_path / "v1").iterdir())) == 3
+    assert "no video 3" in one_error_line(run("video", "decode", both, "--video", "3", "-o", tmp_path / "x.y4m"))
+    assert "exists" in one_error_line(run("video", "append", first, second, "-o", both))
+    assert "overwrite an input" in one_error_line(run("video", "append", first, second, "-o", first, "--force"))
+    x264 = tmp_path / "x.glc"
+    assert run("video", "encode", frames_dir, "-o", x264, "-c", "x264", "-n", "2").exit_code == 0
+    assert "only pfnr" in one_error_line(run("video", "append", x264, second, "-o", tmp_path / "y.glc"))

@@ -1,4 +1,4 @@
-"""``glocal-codec video encode | decode | info``: the video sub-app (mounted by :mod:`.app`).
+"""``glocal-codec video encode | decode | info | append``: the video sub-app (mounted by :mod:`.app`).
 
 Same rules as the image commands: outputs are written atomically, an existing output is
 refused without ``--force``, the input is never touched, and every expected failure is one
@@ -140,6 +140,9 @@ def decode_cmd(
                                                "default SRC with .mp4"),
     frames_dir: Optional[Path] = typer.Option(None, "--frames-dir", help="write PNG frames into this folder instead"),
     lossy: bool = typer.Option(False, "--lossy", help="mp4/mkv: H.264 4:4:4 CRF 12 instead of lossless"),
+    video: Optional[int] = typer.Option(None, "--video", min=1,
+                                        help="which video of a file that holds several (pfnr; 1 = the first added); "
+                                             "default the last"),
     force: bool = typer.Option(False, "--force", "-f", help="overwrite existing outputs"),
 ) -> None:
     """Decode a .glc video file to a video file or a folder of PNG frames."""
@@ -163,7 +166,7 @@ def decode_cmd(
         t0 = time.perf_counter()
         with _progress() as bar:
             bar.stage_to("decoding")
-            clip = decode_video(data, progress=bar)
+            clip = decode_video(data, progress=bar, index=None if video is None else video - 1)
             bar.stage_to(f"writing {dst.name}")
             if frames_dir is not None:
                 write_frames(frames_dir, clip, force=force, progress=bar)
@@ -203,6 +206,61 @@ def info_cmd(src: Path = typer.Argument(..., help=".glc video file")) -> None:
         kbps = ""
     rows += [("quality", str(i.quality)), ("bytes", f"{i.bytes} (header {i.header_bytes})"),
              ("bpp", f"{i.bpp:.4f}{kbps}"), ("weights digest", f"{i.weights_digest} ({match})")]
+    if i.media == "video":
+        from ..video import list_videos
+
+        try:
+            videos = list_videos(src.read_bytes())
+        except _EXPECTED as e:
+            _fail(e)
+        if len(videos) > 1:
+            rows.append(("videos", f"{len(videos)}: " + ", ".join(
+                f"{k + 1}) {t_} frames{'' if c_ == 3 else ' gray'}" for k, (t_, c_) in enumerate(videos))))
     for k, v in rows:
         t.add_row(k, v)
     out.print(t)
+
+
+@video_app.command("append")
+def append_cmd(
+    src: Path = typer.Argument(..., help="a .glc file of a codec that holds several videos (pfnr)"),
+    clip: Path = typer.Argument(..., help="the clip to add: a video file or a folder of frames"),
+    output: Path = typer.Option(..., "-o", "--output", help="the new .glc file (never SRC: the input is not touched)"),
+    start: int = typer.Option(0, "--start", min=0, help="first frame of CLIP (0-based)"),
+    max_frames: Optional[int] = typer.Option(None, "--max-frames", "-n", min=1, help="add at most this many frames"),
+    force: bool = typer.Option(False, "--force", "-f", help="overwrite an existing output"),
+) -> None:
+    """Add a clip to a multi-video file (pfnr); the earlier videos still decode bit-exactly.
+
+    The clip is rescaled to the file's frame size if it differs; decode any video with
+    `video decode --video N`.
+    """
+    from ..video import append_video, list_videos, read_info, read_video
+
+    try:
+        if _same(clip, output) or _same(src, output):
+            raise ValueError("output would overwrite an input")
+        if output.exists() and not force:
+            raise FileExistsError(f"{output} exists; pass --force to overwrite it")
+        if output.is_dir():
+            raise IsADirectoryError(f"{output} is a directory")
+        if not src.is_file():
+            raise FileNotFoundError(f"no such file: {src}")
+        if not clip.exists():
+            raise FileNotFoundError(f"no such file or folder: {clip}")
+        data = src.read_bytes()
+        list_videos(data)  # a damaged or non-video file fails before the clip is read
+        t0 = time.perf_counter()
+        with _progress() as bar:
+            bar.stage_to(f"reading {clip.name}")
+            vc = read_video(clip, start=start, max_frames=max_frames, progress=bar)
+            bar.stage_to("fitting the new video")
+            new = append_video(data, vc, progress=bar)
+        secs = time.perf_counter() - t0
+        atomic_write(output, new, force=force)
+        info = read_info(new)
+        n = len(list_videos(new))
+    except _EXPECTED as e:
+        _fail(e)
+    out.print(f"{output}: {info.codec}, {n} videos, {info.bytes} bytes (+{info.bytes - len(data)}) ({secs:.2f} s)",
+              highlight=False, soft_wrap=True)

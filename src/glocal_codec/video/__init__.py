@@ -14,19 +14,19 @@ Layout:
 * :mod:`.base` -- :class:`VideoCodecBase`, what every video codec plugin shares;
 * :mod:`.classic` -- ``x264``, ``x265``, ``av1`` through PyAV (registered by the codec registry;
   absent if PyAV or an encoder is missing);
-* ``inr/`` (later) -- implicit-neural-representation codecs (HNeRV, NIRVANA, PFNR), plugins
+* ``inr/`` -- implicit-neural-representation codecs (HNeRV, NIRVANA, PFNR), plugins
   with ``media = "video"`` built on :class:`VideoCodecBase`.
 
 PyAV is imported only by :mod:`.classic` and when a video file is read or written.
 """
 
 from ..api import FileInfo, read_info
-from .api import DEFAULT_VIDEO_CODEC, as_clip, decode_video, encode_video
+from .api import DEFAULT_VIDEO_CODEC, append_video, as_clip, decode_video, encode_video, list_videos
 from .base import VideoCodecBase
 from .header import DEFAULT_FPS
 from .io import UnsupportedVideoError, VideoClip, read_video, write_frames, write_video
 
 __all__ = [
     "DEFAULT_VIDEO_CODEC", "DEFAULT_FPS", "FileInfo", "VideoClip", "VideoCodecBase", "UnsupportedVideoError",
-    "as_clip", "encode_video", "decode_video", "read_info", "read_video", "write_video", "write_frames",
+    "as_clip", "encode_video", "decode_video", "append_video", "list_videos", "read_info", "read_video", "write_video", "write_frames",
 ]

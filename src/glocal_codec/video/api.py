@@ -1,4 +1,6 @@
-"""Video side of the public API: ``encode_video``, ``decode_video`` (``read_info`` is shared).
+"""Video side of the public API: ``encode_video``, ``decode_video`` (``read_info`` is shared),
+and for codecs that hold several videos in one file (``pfnr``): ``append_video``, ``list_videos``
+and ``decode_video(..., index=s)``.
 
 A video ``.glc`` file is an ordinary container with media kind *video*, shape ``(T, C, H, W)``
 and the frame rate in front of the codec's parameters (:mod:`.header`); bpp is
@@ -21,7 +23,8 @@ from .base import ProgressFn, call_with_supported
 from .header import as_fps, pack_video_params, unpack_video_params
 from .io import VideoClip, read_video
 
-__all__ = ["DEFAULT_VIDEO_CODEC", "VideoLike", "as_clip", "encode_video", "decode_video"]
+__all__ = ["DEFAULT_VIDEO_CODEC", "VideoLike", "as_clip", "encode_video", "decode_video", "append_video",
+           "list_videos"]
 
 #: The codec ``glocal-codec video encode`` uses when none is named.
 DEFAULT_VIDEO_CODEC = "x264"
@@ -85,33 +88,85 @@ def encode_video(clip: VideoLike, codec: str = DEFAULT_VIDEO_CODEC, quality: int
     return write_container(container)
 
 
-def decode_video(data: bytes, *, progress: ProgressFn | None = None, max_pixels: int | None = None,
-                 device: str | None = None) -> VideoClip:
-    """Decode a video ``.glc`` file into a :class:`VideoClip` (frames T x C x H x W, fps).
-
-    ``max_pixels`` lowers the container's limit on ``T * H * W`` for this call (the decoded clip
-    takes ``12 * T * H * W`` bytes as float32 RGB), refusing bigger files before decoding.
-    Every bad input is a :class:`~glocal_codec.bitstream.BitstreamError`; a valid *image*
-    file is a ``ValueError`` (decode it with :func:`glocal_codec.decode`).
-    """
+def _open_video(data: bytes):
+    """(container, codec, fps, payload) of a video file; an image file is a ValueError."""
     container, codec = open_container(data)
     if container.media is not MediaKind.VIDEO:
         raise ValueError(f"the file holds an image ({codec.name}); decode it with glocal_codec.decode "
                          "(or `glocal-codec decode`)")
-    t, c, h, w = container.shape
+    fps, params = unpack_video_params(container.params)
+    return container, codec, fps, Payload(container.shape, container.quality, params, container.streams)
+
+
+def list_videos(data: bytes) -> list[tuple[int, int]]:
+    """``(frames, channels)`` of every video in a file, in the order they were added.
+
+    One entry for every codec but those that hold several videos (``pfnr``, see
+    :func:`append_video`). The file is checked (container and codec parameters), not decoded.
+    """
+    container, codec, _, payload = _open_video(data)
+    if hasattr(codec, "inspect"):
+        return [(s.frames, s.channels) for s in codec.inspect(payload)]
+    return [(container.shape[0], container.shape[1])]
+
+
+def decode_video(data: bytes, *, progress: ProgressFn | None = None, max_pixels: int | None = None,
+                 device: str | None = None, index: int | None = None) -> VideoClip:
+    """Decode a video ``.glc`` file into a :class:`VideoClip` (frames T x C x H x W, fps).
+
+    ``max_pixels`` lowers the container's limit on ``T * H * W`` for this call (the decoded clip
+    takes ``12 * T * H * W`` bytes as float32 RGB), refusing bigger files before decoding.
+    ``index`` picks one video of a file that holds several (``pfnr``; 0-based, in the order they
+    were added; ``None``: the last one, whose shape the header carries).
+    Every bad input is a :class:`~glocal_codec.bitstream.BitstreamError`; a valid *image*
+    file is a ``ValueError`` (decode it with :func:`glocal_codec.decode`), and so is an
+    ``index`` the file does not have.
+    """
+    container, codec, fps, payload = _open_video(data)
+    shape = tuple(container.shape)
+    if index is not None:
+        videos = list_videos(data)
+        if not 0 <= index < len(videos):
+            raise ValueError(f"the file holds {len(videos)} video(s); there is no video {index + 1}")
+        shape = (*videos[index], *shape[2:])
+    t, c, h, w = shape
     if max_pixels is not None and t * h * w > max_pixels:
         raise LimitError(f"clip of {t} frames of {w}x{h} has more than the {max_pixels} pixels allowed")
-    fps, params = unpack_video_params(container.params)
     if device is not None and hasattr(codec, "to"):
         codec.to(device)  # type: ignore[attr-defined]
-    payload = Payload(container.shape, container.quality, params, container.streams)
     try:
-        x = call_with_supported(codec.decode, payload, progress=progress)
+        if index is not None and hasattr(codec, "decode_session"):
+            x = codec.decode_session(payload, index, progress=progress)
+        else:
+            x = call_with_supported(codec.decode, payload, progress=progress)
     except (BitstreamError, WeightsMissingError):
         raise
     except Exception as err:  # noqa: BLE001 - a crafted payload with a valid CRC gets here
         raise CorruptStreamError(f"{codec.name}: the payload cannot be decoded ({type(err).__name__}: {err})") from None
-    if not isinstance(x, torch.Tensor) or tuple(x.shape) != tuple(container.shape):
+    if not isinstance(x, torch.Tensor) or tuple(x.shape) != shape:
         got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-        raise CorruptStreamError(f"{codec.name} decoded {got}, the header says {container.shape}")
+        raise CorruptStreamError(f"{codec.name} decoded {got}, the header says {shape}")
     return VideoClip(x, fps, None)
+
+
+def append_video(data: bytes, clip: VideoLike, *, start: int = 0, max_frames: int | None = None,
+                 progress: ProgressFn | None = None) -> bytes:
+    """Add ``clip`` as the next video of ``data``, a file of a codec that holds several (``pfnr``).
+
+    Returns the new file; the earlier videos' streams are copied unchanged and still decode
+    bit-exactly (``decode_video(new, index=s)``). The clip is rescaled to the file's frame size
+    when it differs (every video of one file shares it); its frame count is its own. The file's
+    frame rate is kept. A file of any other codec is a ``ValueError``.
+    """
+    container, codec, _, _ = _open_video(data)
+    if not hasattr(codec, "append"):
+        raise ValueError(f"{codec.name} files hold one video; only pfnr can add videos to a file")
+    _, _, h, w = container.shape
+    vc = as_clip(clip, start=start, max_frames=max_frames, progress=progress)
+    size = None if (vc.height, vc.width) == (h, w) else (w, h)
+    if size is not None:
+        vc = as_clip(vc, size=size)
+    out = codec.append(bytes(data), vc.frames, progress=progress)
+    if not isinstance(out, bytes):
+        raise TypeError(f"{codec.name}.append returned {type(out).__name__}, not file bytes")
+    return out
