@@ -29,8 +29,8 @@ from ..entropy import GaussianCoder, TableCoder
 
 __all__ = ["ModelConfig", "FactorizedPrior", "MeanScaleHyperprior", "ForwardResult", "LAMBDAS"]
 
-#: Rate-distortion trade-off per quality level (loss = bpp + lambda * 255^2 * MSE); the first
-#: six are CompressAI's published lambdas for qualities 1-6, extended by one octave-ish step.
+#: Rate-distortion trade-off per quality level (loss = bpp + lambda * 255^2 * MSE): the
+#: lambdas CompressAI publishes for its quality levels 1-6.
 LAMBDAS: tuple[float, ...] = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483)
 
 #: Latent alphabets coded with tables; values beyond go through the coder's escape list.
