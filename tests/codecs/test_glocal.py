@@ -93,7 +93,7 @@ def test_forward_shapes_and_likelihoods(hw):
     assert np.isfinite(bpp) and np.isfinite(psnr)
     loss.backward()
     # (not h_s.0.weight: an untrained h_a gives |z| < 0.5, so z_hat = 0 and that weight's gradient is 0)
-    for name in ("g_a.0.weight", "g_s.0.weight", "h_a.0.weight", "gain.log_gain", "ebs.2.matrices.0",
+    for name in ("g_a.0.weight", "g_s.1.weight", "h_a.0.weight", "gain.log_gain", "ebs.2.matrices.0",
                  "entropy.h_s.0.bias", "entropy.h_s.5.weight", "entropy.param.1.base_in.weight",
                  "entropy.spatial_ctx.3.weight", "entropy.channel_ctx.2.proj.weight", "entropy.global_ctx.1.q.weight"):
         if name.startswith(("entropy.spatial_ctx", "entropy.global_ctx")) and r.y_hat[0, 0].numel() == 1:

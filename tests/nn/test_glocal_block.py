@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from glocal_codec.nn import GlocalBlock, glocal_stage, heads_for
+from glocal_codec.nn import GlocalBlock, ScaledResidual, glocal_stage, heads_for
 from glocal_codec.nn.residual import DepthwiseConvBlock, SqueezeExcite
 
 
@@ -54,3 +54,16 @@ def test_heads_for():
     assert heads_for(16, 32) == 1
     assert heads_for(24, 8) == 3
     assert 40 % heads_for(40, 16) == 0
+
+
+def test_scaled_residual_starts_as_identity_and_learns_its_gate():
+    torch.manual_seed(0)
+    blk = GlocalBlock(8, window=4, tokens=4, head_dim=4)
+    gated = ScaledResidual(blk, 8, init=0.0)
+    x = torch.randn(2, 8, 9, 11)
+    y = gated(x)
+    assert torch.equal(y, x)  # gate 0: exactly the identity
+    y.square().sum().backward()
+    assert gated.gamma.grad is not None and gated.gamma.grad.abs().sum() > 0  # the gate can open
+    open_ = ScaledResidual(blk, 8)  # default gate 1: the block itself
+    assert torch.allclose(open_(x), blk(x), atol=1e-6)

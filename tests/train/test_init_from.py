@@ -41,3 +41,31 @@ def test_transfer_between_models_leaves_entropy_models_alone(tmp_path) -> None:
     for k in after:
         if k.startswith("ebs."):
             assert torch.equal(after[k], before[k]), k
+
+
+def test_glocal_from_msh_computes_msh_exactly(tmp_path) -> None:
+    """glocal's adapt_source: msh's layers land in the matching glocal layers, gates and context
+    corrections at zero, so the first training step starts at msh's rate and distortion."""
+    from glocal_codec.codecs.glocal import GlocalConfig, GlocalModel
+
+    torch.manual_seed(0)
+    msh = MeanScaleHyperprior(ModelConfig(n=16, m=16, levels=2))
+    src = {k: v + 0.01 * torch.randn_like(v) if v.is_floating_point() else v
+           for k, v in msh.state_dict().items()}  # not the init: trained-looking weights
+    msh.load_state_dict(src)
+    save_file({k: v.contiguous() for k, v in src.items()}, str(tmp_path / "msh.safetensors"))
+    glocal = GlocalModel(GlocalConfig(n=16, m=16, levels=2, window=4, head_dim=8, tokens=4, ctx=16))
+    copied = init_from(glocal, tmp_path / "msh.safetensors")
+    assert copied > len(src)  # every msh tensor plus the zeroed gates and context layers
+    assert torch.equal(glocal.state_dict()["ebs.1.matrices.0"], src["ebs.1.matrices.0"])  # z densities too
+    x = torch.rand(1, 3, 64, 128)  # msh itself wants multiples of 64
+    glocal.eval(), msh.eval()
+    with torch.no_grad():
+        for q in range(2):
+            a, b = glocal(x, q), msh(x, q)
+            # (msh's eval forward rounds z around the density medians, glocal around 0: ~1e-5 apart)
+            assert torch.allclose(a.x_hat, b.x_hat, atol=1e-4)
+            for name in ("y", "z"):
+                assert torch.allclose(a.likelihoods[name], b.likelihoods[name], rtol=1e-5, atol=0)
+    # a glocal checkpoint is not msh's: no renaming, and no zeroing of trained gates
+    assert glocal.adapt_source(glocal.state_dict())[1] is False

@@ -3,12 +3,21 @@
 Inspired by Wang et al., "S2LIC: Learned Image Compression with the SwinV2 Block, Adaptive
 Channel-wise and Global-inter Attention Context" (2024), built from this package's blocks:
 
-* **Transforms** -- conv down/up-sampling (stride 16 in all) interleaved with
+* **Transforms** -- ``msh``'s conv/GDN skeleton (stride 16 in all; Ballé et al. 2018) with
   :class:`~glocal_codec.nn.GlocalBlock` stages (SwinV2 shifted-window attention, Liu et al.
-  2022, plus attention to 8 x 8 pooled global tokens; linear in the number of pixels).
+  2022, plus attention to 8 x 8 pooled global tokens; linear in the number of pixels) at 1/4,
+  1/8 and 1/16, each behind a per-channel LayerScale gate (:class:`~glocal_codec.nn.ScaledResidual`).
 * **Hyperprior** -- ``z = h_a(y)`` coded with a factorized density per quality level (CompressAI
-  ``EntropyBottleneck``, frozen into float64 tables like ``msh``); ``h_s(z)`` gives hyper
-  features at the latent resolution (Ballé et al. 2018, Minnen et al. 2018).
+  ``EntropyBottleneck``, frozen into float64 tables like ``msh``); ``h_s(z)`` (msh's hyper
+  synthesis plus a glocal stage) gives a prior scale and mean for every latent element
+  (Ballé et al. 2018, Minnen et al. 2018), which the context model refines.
+* **Warm start from msh** -- the layers shared with ``msh`` have its shapes, so
+  ``train glocal --init-from msh.safetensors`` (:meth:`GlocalModel.adapt_source`) starts from
+  msh's trained weights with every gate and every context correction at zero: the model then
+  computes exactly msh's function, and training only has to learn what attention and context
+  add. Attention transforms trained from scratch need far more steps than a CPU session has
+  (the first glocal, trained that way, reconstructed Kodak at 27.3 dB even unquantised:
+  ``benchmarks/transform_ceiling.py``).
 * **Context model** -- the latent's channels are split into K slices (uneven by default,
   small ones first, as in He et al., "ELIC", CVPR 2022). Each slice is coded in two
   checkerboard passes (He et al., "Checkerboard Context Model for Efficient Learned Image
@@ -20,8 +29,9 @@ Channel-wise and Global-inter Attention Context" (2024), built from this package
       channel-wise (transposed) attention -- S2LIC's adaptive channel-wise context,
     - a global-inter summary: attention from each position (queried by its hyper features)
       to <= 64 pooled tokens of the already decoded slices (the hyper features for slice 0),
-  and predicts a Gaussian mean and scale per element. The latent is quantised as
-  ``round(y - mean) + mean`` (STE in training; the symbol coded is the integer residual).
+  and predicts a correction to the hyperprior's Gaussian mean and scale per element. The
+  latent is quantised as ``round(y - mean) + mean`` (STE in training; the symbol coded is the
+  integer residual).
   Every pass is whole-tensor work: decoding costs 2K network passes, never a per-pixel loop.
 * **Variable rate** -- per-quality gain vectors (Cui et al. 2021) as in ``msh``; one model,
   six quality levels (``hyperprior.LAMBDAS``).
@@ -46,7 +56,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..nn import GDN, ChannelAttention, GainUnit, GlobalTokenAttention, GlocalBlock, conv, deconv, glocal_stage
+from ..nn import GDN, ChannelAttention, GainUnit, GlobalTokenAttention, ScaledResidual, conv, deconv, glocal_stage
 from ..nn import heads_for, ste_round
 from compressai.entropy_models import EntropyBottleneck, GaussianConditional  # noqa: E402  (after ..nn: quiet import)
 
@@ -114,6 +124,16 @@ def _channel_index(shape: tuple[int, ...]) -> np.ndarray:
     return np.tile(np.repeat(np.arange(c), h * w), b)
 
 
+#: what ``_EntropyModel.base`` hands to ``params``: first-layer activations, (prior scales, means)
+_Base = tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]
+
+
+def _stage(dim: int, depth: int, cfg: GlocalConfig) -> ScaledResidual:
+    """A glocal stage (``depth`` GlocalBlocks) behind a LayerScale gate (identity at gate 0)."""
+    kw = dict(window=cfg.window, tokens=cfg.tokens, attention=cfg.attention, head_dim=cfg.head_dim)
+    return ScaledResidual(glocal_stage(dim, depth, **kw), dim)
+
+
 class _ChannelContext(nn.Module):
     """Previously decoded slices -> ``ctx`` features: 1x1 projection + channel attention."""
 
@@ -162,11 +182,13 @@ class _EntropyModel(nn.Module):
         super().__init__()
         n, m, ctx = cfg.n, cfg.m, cfg.ctx
         self.slices = cfg.slices
-        hyp = m  # hyper feature channels
+        self.m = m
+        hyp = 2 * m  # hyper features: a hyperprior (scale, mean) for every latent channel
+        # msh's hyper synthesis (same layers, so msh's weights fit) plus one glocal stage
         self.h_s = nn.Sequential(
-            deconv(n, m), nn.GELU(),
-            GlocalBlock(m, window=cfg.window, tokens=cfg.tokens, head_dim=cfg.head_dim, attention=cfg.attention),
-            deconv(m, m * 3 // 2), nn.GELU(),
+            deconv(n, m), nn.LeakyReLU(inplace=True),
+            _stage(m, 1, cfg),
+            deconv(m, m * 3 // 2), nn.LeakyReLU(inplace=True),
             conv(m * 3 // 2, hyp, 3, 1),
         )
         heads = heads_for(ctx, cfg.head_dim)
@@ -185,22 +207,33 @@ class _EntropyModel(nn.Module):
         )
 
     def hyper(self, z_hat: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-        """(N, n, ceil(H/4), ceil(W/4)) -> (N, m, H, W) hyper features."""
+        """(N, n, ceil(H/4), ceil(W/4)) -> (N, 2m, H, W) hyper features (prior scales, prior means)."""
         return self.h_s(z_hat)[..., : size[0], : size[1]]
 
-    def base(self, k: int, hyper: torch.Tensor, prev: torch.Tensor | None) -> torch.Tensor:
-        """First-layer activations for slice ``k`` from everything but the slice itself."""
+    def base(self, k: int, hyper: torch.Tensor, prev: torch.Tensor | None) -> _Base:
+        """What slice ``k``'s parameters need from everything but the slice itself.
+
+        The first-layer activations of its parameter network and the hyperprior's own
+        (scale, mean) for its channels, which the network refines.
+        """
         if k == 0:
             feats = [hyper, self.global_ctx[0](hyper)]
         else:
             feats = [hyper, self.channel_ctx[k](prev), self.global_ctx[k](hyper, prev)]
-        return self.param[k].pre(torch.cat(feats, dim=1))
+        lo, hi = (int(v) for v in np.cumsum((0,) + self.slices)[k: k + 2])
+        prior = (hyper[:, lo:hi], hyper[:, self.m + lo: self.m + hi])
+        return self.param[k].pre(torch.cat(feats, dim=1)), prior
 
-    def params(self, k: int, base: torch.Tensor, anchors: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """(scales, means) of slice ``k``; ``anchors`` = decoded anchors (0 elsewhere) for pass 2."""
+    def params(self, k: int, base: _Base, anchors: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(scales, means) of slice ``k``; ``anchors`` = decoded anchors (0 elsewhere) for pass 2.
+
+        Hyperprior estimate plus the context network's correction: with the network's last
+        layer at zero (``GlocalModel.adapt_source`` from ``msh``) this is exactly msh's prior.
+        """
+        pre, (prior_scales, prior_means) = base
         sp = None if anchors is None else self.spatial_ctx[k](anchors)
-        scales, means = self.param[k](base, sp).chunk(2, dim=1)
-        return scales, means
+        d_scales, d_means = self.param[k](pre, sp).chunk(2, dim=1)
+        return prior_scales + d_scales, prior_means + d_means
 
 
 #: The Gaussian coder over the default scale table (stateless: one for all models).
@@ -263,26 +296,26 @@ class GlocalModel(nn.Module):
         super().__init__()
         self.cfg = cfg
         n, m, d = cfg.n, cfg.m, cfg.depth
-        kw = dict(window=cfg.window, tokens=cfg.tokens, attention=cfg.attention, head_dim=cfg.head_dim)
-        # attention stages at 1/4, 1/8 and 1/16 (1/2 would cost 4x as much as 1/4 for little
-        # gain: GDN there); the latent itself comes out of / goes into a plain conv, so its
-        # scale is set by a linear layer (not by a LayerNorm's affine parameters)
+        # The conv/GDN skeleton is msh's (Minnen et al. 2018; same layers and shapes, so msh's
+        # trained weights fit, see adapt_source); glocal stages sit behind LayerScale gates
+        # after the GDNs at 1/4 and 1/8 and on the latent at 1/16 (1/2 would cost 4x as much
+        # as 1/4: GDN alone there), mirrored in the synthesis. A conv backbone with attention
+        # added on top is also how the mixed CNN/transformer codecs are built (Liu et al.,
+        # "Learned Image Compression with Mixed Transformer-CNN Architectures", CVPR 2023).
         self.g_a = nn.Sequential(
-            conv(3, n, 5, 2), GDN(n),  # /2
-            conv(n, n, 5, 2), glocal_stage(n, d, **kw),  # /4
-            conv(n, n, 3, 2), glocal_stage(n, d, **kw),  # /8
-            conv(n, n, 3, 2), glocal_stage(n, d, **kw),  # /16
-            conv(n, m, 3, 1),
+            conv(3, n), GDN(n),  # /2
+            conv(n, n), GDN(n), _stage(n, d, cfg),  # /4
+            conv(n, n), GDN(n), _stage(n, d, cfg),  # /8
+            conv(n, m), _stage(m, d, cfg),  # /16
         )
         self.g_s = nn.Sequential(
-            conv(m, n, 3, 1), glocal_stage(n, d, **kw), deconv(n, n, 3, 2),  # /8
-            glocal_stage(n, d, **kw), deconv(n, n, 3, 2),  # /4
-            glocal_stage(n, d, **kw), deconv(n, n, 5, 2), GDN(n, inverse=True),  # /2
-            deconv(n, 3, 5, 2),
+            _stage(m, d, cfg), deconv(m, n), GDN(n, inverse=True),  # /16 -> /8
+            _stage(n, d, cfg), deconv(n, n), GDN(n, inverse=True),  # /8 -> /4
+            _stage(n, d, cfg), deconv(n, n), GDN(n, inverse=True),  # /4 -> /2
+            deconv(n, 3),
         )
-        self.h_a = nn.Sequential(
-            conv(m, n, 3, 1), GlocalBlock(n, **kw),
-            conv(n, n, 5, 2), nn.GELU(), conv(n, n, 5, 2),
+        self.h_a = nn.Sequential(  # msh's hyper analysis
+            conv(m, n, 3, 1), nn.LeakyReLU(inplace=True), conv(n, n), nn.LeakyReLU(inplace=True), conv(n, n),
         )
         self.entropy = _EntropyModel(cfg)
         self.gain = GainUnit(cfg.levels, m, _gain_init(cfg.levels))
@@ -294,6 +327,45 @@ class GlocalModel(nn.Module):
         # the float64 copy lives in a plain dict, not as a module attribute: a registered
         # submodule would join state_dict() / parameters() and follow model.to(device)
         self._ent64: dict[str, _EntropyModel] = {}
+
+    #: msh's layer index -> this model's, per Sequential (the glocal stages sit in between)
+    _FROM_MSH: dict[str, tuple[str, dict[int, int]]] = {
+        "g_a": ("g_a", {0: 0, 1: 1, 2: 2, 3: 3, 4: 5, 5: 6, 6: 8}),
+        "g_s": ("g_s", {0: 1, 1: 2, 2: 4, 3: 5, 4: 7, 5: 8, 6: 9}),
+        "h_a": ("h_a", {0: 0, 2: 2, 4: 4}),
+        "h_s": ("entropy.h_s", {0: 0, 2: 3, 4: 5}),
+    }
+
+    def adapt_source(self, src: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], bool]:
+        """Map a ``msh`` state dict onto this model (``train glocal --init-from msh.safetensors``).
+
+        msh's transforms, hyper-transforms, gains and z densities go to the same layers here;
+        every LayerScale gate and the last layer of every context network are set to zero, so
+        the result computes exactly msh's function (same latent, same hyperprior, same rate)
+        and training starts from msh's rate-distortion point instead of from scratch. Returns
+        ``(state dict, True)`` -- True: the z densities fit this model's latent -- or
+        ``(src, False)`` when ``src`` is not msh's (e.g. a glocal checkpoint).
+        """
+        if "h_s.0.weight" not in src or any(k.startswith("entropy.") for k in src):
+            return src, False
+        out: dict[str, torch.Tensor] = {}
+        for key, value in src.items():
+            head, _, rest = key.partition(".")
+            if head in self._FROM_MSH:
+                idx, _, tail = rest.partition(".")
+                new, table = self._FROM_MSH[head]
+                if int(idx) not in table:
+                    continue
+                key = f"{new}.{table[int(idx)]}.{tail}"
+            out[key] = value
+        for name, mod in self.named_modules():
+            if isinstance(mod, ScaledResidual):
+                out[f"{name}.gamma"] = torch.zeros_like(mod.gamma)
+        for k, net in enumerate(self.entropy.param):
+            last = len(net.rest) - 1
+            out[f"entropy.param.{k}.rest.{last}.weight"] = torch.zeros_like(net.rest[last].weight)
+            out[f"entropy.param.{k}.rest.{last}.bias"] = torch.zeros_like(net.rest[last].bias)
+        return out, True
 
     @property
     def coder(self) -> GaussianCoder:

@@ -9,7 +9,7 @@
 
 from .layers import GDN, GainUnit, conv, deconv, ste_round
 from .global_attention import ChannelAttention, GlobalTokenAttention
-from .glocal_block import GlocalBlock, glocal_stage, heads_for
+from .glocal_block import GlocalBlock, ScaledResidual, glocal_stage, heads_for
 from .residual import DepthwiseConvBlock, ResidualBlock, SqueezeExcite
 from .window_attention import SwinV2Block, WindowAttention
 
@@ -22,6 +22,7 @@ __all__ = [
     "ChannelAttention",
     "GlobalTokenAttention",
     "GlocalBlock",
+    "ScaledResidual",
     "glocal_stage",
     "heads_for",
     "DepthwiseConvBlock",

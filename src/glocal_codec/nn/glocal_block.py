@@ -28,7 +28,7 @@ from .global_attention import ChannelAttention, GlobalTokenAttention
 from .residual import DepthwiseConvBlock, SqueezeExcite
 from .window_attention import SwinV2Block
 
-__all__ = ["GlocalBlock", "glocal_stage", "heads_for"]
+__all__ = ["GlocalBlock", "ScaledResidual", "glocal_stage", "heads_for"]
 
 
 def heads_for(dim: int, head_dim: int = 32) -> int:
@@ -73,3 +73,24 @@ def glocal_stage(dim: int, depth: int = 1, window: int = 8, **kw) -> nn.Sequenti
     """``depth`` GlocalBlocks with Swin's alternation: unshifted, then shifted by window // 2."""
     return nn.Sequential(*(GlocalBlock(dim, window=window, shift=(window // 2) * (i % 2), **kw)
                            for i in range(depth)))
+
+
+class ScaledResidual(nn.Module):
+    """``x + gamma * (f(x) - x)`` with a learned per-channel ``gamma`` (LayerScale).
+
+    Touvron et al., "Going deeper with Image Transformers" (CaiT, ICCV 2021) scale each residual
+    branch per channel; with ``gamma = 0`` the wrapped block is the identity (as in ReZero,
+    Bachlechner et al. 2020). That is what lets a codec insert attention stages into a trained
+    conv-only transform (``glocal`` from ``msh``): training starts from the conv model's exact
+    function and learns how much each stage adds. ``f`` is a block that maps (N, C, H, W) to
+    the same shape and includes its own skip connection (GlocalBlock, glocal_stage), hence the
+    ``- x``. Default ``init = 1``: the plain block.
+    """
+
+    def __init__(self, block: nn.Module, channels: int, init: float = 1.0) -> None:
+        super().__init__()
+        self.block = block
+        self.gamma = nn.Parameter(torch.full((1, channels, 1, 1), float(init)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.gamma * (self.block(x) - x)

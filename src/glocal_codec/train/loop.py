@@ -106,7 +106,9 @@ def init_from(model: torch.nn.Module, path: Path) -> int:
     transfer learning that saves most of a CPU training budget. When the source holds every
     tensor of ``model`` with the same shape (the same architecture: continuing shipped weights),
     the entropy bottlenecks are copied too; in a partial (cross-model) transfer they are not,
-    because their densities describe another model's latent.
+    because their densities describe another model's latent -- unless the model's own
+    ``adapt_source(src) -> (src, True)`` maps the source onto itself so that its latent is
+    the source's (``glocal`` from ``msh``).
     """
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
@@ -114,8 +116,13 @@ def init_from(model: torch.nn.Module, path: Path) -> int:
         src = load_file(str(path))
     else:
         src = torch.load(path, map_location="cpu", weights_only=False)["model"]
+    # a model may know how to read another model's weights (glocal from msh: renamed layers)
+    adapt = getattr(model, "adapt_source", None)
+    mapped = False
+    if adapt is not None:
+        src, mapped = adapt(src)
     own = model.state_dict()
-    same = all(k in src and src[k].shape == v.shape for k, v in own.items())
+    same = mapped or all(k in src and src[k].shape == v.shape for k, v in own.items())
     keep = {k: v for k, v in src.items()
             if k in own and own[k].shape == v.shape and (same or not k.startswith("ebs."))}
     model.load_state_dict({**own, **keep})
