@@ -28,6 +28,7 @@ import torch
 from ..codecs.glocal import GlocalModel
 from ..codecs.hyperprior import LAMBDAS, FactorizedPrior, MeanScaleHyperprior, ModelConfig
 from .data import CropSampler, find_images
+from .widen import is_narrower, widen_state
 
 __all__ = ["TrainConfig", "TrainResult", "MODELS", "build_model", "model_config", "init_from", "rd_loss", "train",
            "world_info", "parse_arch"]
@@ -108,7 +109,9 @@ def init_from(model: torch.nn.Module, path: Path) -> int:
     the entropy bottlenecks are copied too; in a partial (cross-model) transfer they are not,
     because their densities describe another model's latent -- unless the model's own
     ``adapt_source(src) -> (src, True)`` maps the source onto itself so that its latent is
-    the source's (``glocal`` from ``msh``).
+    the source's (``glocal`` from ``msh``), or the source is the same architecture with
+    fewer channels (:func:`~glocal_codec.train.widen.widen_state`: the wide model starts as
+    the narrow one).
     """
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
@@ -122,6 +125,10 @@ def init_from(model: torch.nn.Module, path: Path) -> int:
     if adapt is not None:
         src, mapped = adapt(src)
     own = model.state_dict()
+    if not mapped and is_narrower(src, own):
+        # the same architecture, narrower (a 64/96 msh into a 96/192 one): widen it so that the
+        # wide model starts as the narrow one's exact function, densities included
+        src, mapped = widen_state(model, src), True
     same = mapped or all(k in src and src[k].shape == v.shape for k, v in own.items())
     keep = {k: v for k, v in src.items()
             if k in own and own[k].shape == v.shape and (same or not k.startswith("ebs."))}
