@@ -40,8 +40,11 @@ def test_wide_model_starts_as_the_narrow_one(cls, tmp_path) -> None:
             bits_old = -torch.log2(b.likelihoods["y"][:, :12]).sum()
             new = b.likelihoods["y"][:, 12:]
             assert torch.allclose(bits_a, bits_old, rtol=1e-5)
-            if cls is MeanScaleHyperprior:  # (factorized's new channels get fresh densities)
-                assert -torch.log2(new).sum() / new.numel() < 0.05  # bits per new latent element
+            assert -torch.log2(new).sum() / new.numel() < 0.05  # bits per new latent element
+            if cls is MeanScaleHyperprior:  # the hyper-latent has N channels: it widened too
+                z_old, z_new = b.likelihoods["z"][:, :8], b.likelihoods["z"][:, 8:]
+                assert torch.allclose(-torch.log2(a.likelihoods["z"]).sum(), -torch.log2(z_old).sum(), rtol=1e-5)
+                assert -torch.log2(z_new).sum() / z_new.numel() < 0.05
 
 
 def test_new_channels_learn_from_the_first_steps() -> None:

@@ -24,20 +24,24 @@ to "random in, zero out": ``g_a`` / ``h_a`` produce them as exactly 0 (zero inco
 ``g_s`` / ``h_s`` read them with small random weights, so they cost no bits and change nothing
 at the start, yet receive a gradient on the first step.
 
-What it does in practice (measured 2026-12-01, CPU, lr 2e-4, mixed quantisation): widening
-the *hidden* width N works as intended -- new hidden units are not charged any rate, so they
-train from step 1. Widening the *latent* width M does not pay on a CPU budget: new latent
-channels stay (or fall back to) zero bits. With zero analysis rows and synthesis reads at 0.1x
-or 1x the default init they carry ~0.002 bpp after 1,000-2,400 steps; started as small random
-features (0.23 bpp at q6) the rate term switched them off within 500 steps. A new latent
-channel costs bits before the synthesis has learnt to use it, and rounding hides it from the
-synthesis until it crosses 0.5, so gradient descent keeps it closed. Growing M needs a schedule
-this module does not provide (e.g. a noise-proxy warm-up for the new channels).
+What it does in practice (measured 2026-12-01, CPU, mixed quantisation): widening the latent
+width M does not pay on a CPU budget: new latent channels stay (or fall back to) zero bits.
+With zero analysis rows and synthesis reads at 0.1x or 1x the default init they carry ~0.002
+bpp after 1,000-2,400 steps; started as small random features (0.23 bpp at q6) the rate term
+switched them off within 500 steps. A new latent channel costs bits before the synthesis has
+learnt to use it, and rounding hides it from the synthesis until it crosses 0.5, so gradient
+descent keeps it closed. Growing M needs a schedule this module does not provide (e.g. a
+noise-proxy warm-up for the new channels). Widening N also widens ``msh``'s hyper-latent (it
+has N channels); before the new channels got peaked densities (below) their fresh ones cost
++0.085 bpp on kodim01, which is what sank the first N = 128 runs.
 """
 
 from __future__ import annotations
 
+import copy
+
 import torch
+from compressai.entropy_models import EntropyBottleneck
 from torch import nn
 
 __all__ = ["widen_state", "is_narrower"]
@@ -116,4 +120,48 @@ def widen_state(model: nn.Module, src: dict[str, torch.Tensor]) -> dict[str, tor
             # would leave both sides without a gradient.
             t[old.shape[0]:] = 0
         out[name] = t
+    _peaked_densities_for_new_channels(model, src, out)
     return out
+
+
+def _peaked_densities_for_new_channels(model: nn.Module, src: dict[str, torch.Tensor],
+                                       out: dict[str, torch.Tensor], p_zero: float = 0.99) -> None:
+    """Give each new channel of a factorized density a density that codes 0 almost for free.
+
+    New latent / hyper-latent channels start at exactly 0, but a *fresh* EntropyBottleneck
+    density is broad (CompressAI's init_scale 10): about 4 bits for every 0 it codes. For
+    ``msh``'s hyper-latent (N channels) that was +0.085 bpp on kodim01 for 64 new channels, and
+    its densities learn far too slowly (one small Adam step each) to shed it on a CPU budget.
+    So each new channel copies the old density with the highest P(0), compressed about 0 by the
+    smallest power of two s that gives P(0) >= ``p_zero``: the density's first layer multiplies
+    its input by softplus(matrices.0), so scaling that by s turns c(x) into c(s x). Its
+    quantiles (the median the coder subtracts) are moved to 0 and scaled the same way, so a
+    new channel's 0 stays 0 after quantisation and the wide model's output is unchanged.
+    """
+    for mod_name, mod in model.named_modules():
+        if not isinstance(mod, EntropyBottleneck):
+            continue
+        prefix = f"{mod_name}."
+        c_old = src[f"{prefix}quantiles"].shape[0]
+        c_new = out[f"{prefix}quantiles"].shape[0]
+        if c_old == c_new:
+            continue
+        eb = copy.deepcopy(mod)
+        own = {k[len(prefix):]: v for k, v in out.items() if k.startswith(prefix)}
+        eb.load_state_dict(own, strict=False)
+        zeros = torch.zeros(c_new, 1, 1)
+        with torch.no_grad():
+            best = int(eb._likelihood(zeros)[0].view(-1)[:c_old].argmax())
+            for k, v in own.items():
+                # per-channel tensors only ("target" and the likelihood bound are constants)
+                if v.dim() == 3 and v.shape[0] == c_new:
+                    v[c_old:] = v[best]
+            slope = nn.functional.softplus(own["matrices.0"][best])
+            for s in (2.0**i for i in range(16)):
+                v = s * slope
+                own["matrices.0"][c_old:] = torch.where(v > 20, v, torch.log(torch.expm1(v)))
+                eb.load_state_dict(own, strict=False)
+                if eb._likelihood(zeros)[0].view(-1)[c_old:].min() >= p_zero:
+                    break
+            q = own["quantiles"][best]
+            own["quantiles"][c_old:] = (q - q[:, 1:2]) / s
