@@ -222,6 +222,8 @@ def test_train_small_glocal_with_arch(runner: CliRunner, png: Path, tmp_path: Pa
     (["glocal", "--arch", "colour=blue"], "fields:"),
     (["glocal", "--arch", "window"], "KEY=VALUE"),
     (["jpeg"], "no trainer"),
+    (["msh", "--quality", "0"], "from 1 to 6"),
+    (["msh", "--quality", "3", "--quality", "7"], "got 7"),
 ])
 def test_train_bad_options(runner: CliRunner, png: Path, tmp_path: Path, args: list[str], needle: str) -> None:
     r = runner.invoke(app, ["train", *args, "--data", str(png.parent), "--out", str(tmp_path / "runs"), "--steps", "1"])

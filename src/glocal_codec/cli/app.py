@@ -148,7 +148,8 @@ def list_cmd() -> None:
 def train(
     codec: str = typer.Argument(..., help="msh, factorized or glocal"),
     quality: Optional[List[int]] = typer.Option(None, "--quality", "-q",
-                                                help="train only these levels (default: all; one model serves every level)"),
+                                                help="train only these levels (default: all; one model serves every level; "
+                                                     "repeat a level to draw it more often)"),
     data: Optional[List[Path]] = typer.Option(None, "--data", help="image folder (repeatable; default: the dataset root's train/)"),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="dataset root (default $GLOCAL_CODEC_DATA); uses its train/"),
     out_dir: Path = typer.Option(Path("runs"), "--out", help="checkpoint folder (a subfolder per codec)"),

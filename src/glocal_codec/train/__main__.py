@@ -25,7 +25,7 @@ p.add_argument("--ckpt-every", type=int, default=200)
 p.add_argument("--log-every", type=int, default=50)
 p.add_argument("--n", type=int, help="transform channels (default: the model's own)")
 p.add_argument("--m", type=int, help="latent channels (default: the model's own)")
-p.add_argument("--quality", type=int, action="append", default=[], help="train only these levels")
+p.add_argument("--quality", type=int, action="append", default=[], help="train only these levels (repeat a level to draw it more often)")
 p.add_argument("--resume", action="store_true")
 p.add_argument("--init-from")
 p.add_argument("--arch", action="append", default=[], metavar="KEY=VALUE",

@@ -55,8 +55,17 @@ class TrainConfig:
     n: int | None = None  # None: the model's default (msh/factorized 96, glocal 64)
     m: int | None = None  # None: the model's default (msh/factorized 128, glocal 96)
     arch: dict = field(default_factory=dict)  # further config fields of models that have them (glocal)
-    qualities: list[int] = field(default_factory=list)  # empty: all levels
+    # Levels drawn, uniformly from this list (empty: all levels). A level listed k times is drawn k
+    # times as often: [1, 2, 3, 4, 5, 5, 6, 6, 6] spends a third of the steps on the top level.
+    qualities: list[int] = field(default_factory=list)
     init_from: str | None = None  # checkpoint/safetensors of a related model: copy matching tensors
+
+    def __post_init__(self) -> None:
+        # Checked here, not at the first draw: level 0 would silently index the last lambda and a level
+        # past the table would fail hours into a run.
+        bad = [q for q in self.qualities if not 1 <= q <= len(LAMBDAS)]
+        if bad:
+            raise ValueError(f"quality levels run from 1 to {len(LAMBDAS)}; got {', '.join(map(str, bad))}")
 
 
 @dataclass(frozen=True)
