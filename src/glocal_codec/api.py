@@ -21,7 +21,7 @@ from .bitstream import (
     read_container,
     write_container,
 )
-from .codecs import Codec, Payload, codec_id, codec_name, open_codec
+from .codecs import Codec, Payload, codec_id, codec_name, list_codecs, open_codec
 from .codecs.learned import WeightsMissingError
 from .imageio import load_image, to_pil, to_tensor
 
@@ -103,9 +103,17 @@ def _with_device(codec: Codec, device: str | None) -> Codec:
     return codec
 
 
+def _refinable_codecs() -> list[str]:
+    return [i.name for i in list_codecs() if i.refinable]
+
+
 def encode(image: ImageLike, codec: str = DEFAULT_CODEC, quality: int | None = None,
-           device: str | None = None) -> bytes:
-    """Encode an image into a complete ``.glc`` file (returned as bytes)."""
+           device: str | None = None, refine: int = 0) -> bytes:
+    """Encode an image into a complete ``.glc`` file (returned as bytes).
+
+    ``refine`` > 0: that many encoder-side latent-refinement steps (codecs with ``refinable``
+    true, i.e. ``msh`` and ``factorized``); the file decodes with the usual decoder.
+    """
     c = _with_device(open_codec(codec), device)
     if c.media != "image":
         raise ValueError(f"{codec} is a {c.media} codec; use glocal_codec.video.encode_video "
@@ -114,7 +122,13 @@ def encode(image: ImageLike, codec: str = DEFAULT_CODEC, quality: int | None = N
     q = c.default_quality if quality is None else int(quality)
     if q not in c.qualities:
         raise ValueError(f"{codec}: quality must be one of {list(c.qualities)}, got {q}")
-    payload = c.encode(x, q)
+    if refine:
+        if not getattr(c, "refinable", False):
+            raise ValueError(f"{codec} does not support encoder-side refinement (--refine); "
+                             "codecs that do: " + ", ".join(n for n in _refinable_codecs()))
+        payload = c.encode(x, q, refine=int(refine))
+    else:
+        payload = c.encode(x, q)
     container = Container(
         codec_id=codec_id(codec),
         weights_digest=c.weights_digest(q),

@@ -63,7 +63,7 @@ from compressai.entropy_models import EntropyBottleneck, GaussianConditional  # 
 from ..bitstream.errors import CorruptStreamError
 from ..entropy import GaussianCoder, TableCoder
 from ..entropy.coder import _model, _queue, _read_escapes, _words
-from .hyperprior import _Z_BOUND, LAMBDAS, ForwardResult, _gain_init, _pmf_table
+from .hyperprior import _Z_BOUND, LAMBDAS, ForwardResult, _gain_init, _pmf_table, factorized_bits
 from .learned import LearnedImageCodec
 
 __all__ = ["GlocalConfig", "GlocalModel", "GlocalCodec", "GlocalResult"]
@@ -466,10 +466,35 @@ class GlocalModel(nn.Module):
     def _hyper64(self, z_sym: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
         return self.entropy64().hyper(torch.from_numpy(z_sym).double(), size)
 
+    # -- encoder-side refinement (engine.refine) --------------------------------------------
+    def refinable_latents(self, y: torch.Tensor, q: int) -> list[torch.Tensor]:
+        return [y, self.h_a(y)]
+
+    def rd_terms(self, latents: list[torch.Tensor], rounding, q: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(bits, reconstruction) of ``[y, z]`` quantised by ``rounding``, through the same two
+        checkerboard passes per slice that the coder runs."""
+        y, z = latents
+        z_hat = rounding(z)
+        ys = y.split(self.cfg.slices, dim=1)
+        bits = [factorized_bits(self.ebs[q], z_hat)]
+
+        def step(k: int, mask: torch.Tensor, means: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
+            y_hat = rounding(ys[k] - means) + means
+            lik = self.gaussian.likelihood_lower_bound(self.gaussian._likelihood(y_hat, scales, means))
+            bits.append(torch.where(mask, -torch.log2(lik), torch.zeros_like(lik)).sum())
+            return y_hat
+
+        y_hat = self._run(self.entropy, self.entropy.hyper(z_hat, y.shape[-2:]), step)
+        return torch.stack(bits).sum(), self.synthesis(y_hat, q)
+
+    def compress_latents(self, latents: list[torch.Tensor], q: int) -> list[bytes]:
+        return self.encode_latent(latents[0], q, z=latents[1])[0]
+
     @torch.no_grad()
-    def encode_latent(self, y: torch.Tensor, q: int) -> tuple[list[bytes], torch.Tensor]:
-        """Streams for ``y`` and the float64 latent the decoder will reconstruct from them."""
-        z = self.h_a(y)
+    def encode_latent(self, y: torch.Tensor, q: int, z: torch.Tensor | None = None) -> tuple[list[bytes], torch.Tensor]:
+        """Streams for ``y`` (and its hyper-latent ``z``, by default ``h_a(y)``) and the float64
+        latent the decoder will reconstruct from them."""
+        z = self.h_a(y) if z is None else z
         z_sym = torch.round(z).to(torch.int64).cpu().numpy()
         z_stream = self.table_coder(q).encode(z_sym, _channel_index(tuple(z.shape)))
         ys = y.detach().double().cpu().split(self.cfg.slices, dim=1)

@@ -81,6 +81,16 @@ def _pmf_table(eb: EntropyBottleneck, bound: int) -> np.ndarray:
     return lik.view(c, -1).clamp_min(0).numpy()
 
 
+def factorized_bits(eb: EntropyBottleneck, v: torch.Tensor) -> torch.Tensor:
+    """-log2 P(v) summed, under ``eb``'s per-channel density (v: N x C x H x W, any real values).
+
+    The probability of the unit interval around each value, as the coder's tables hold it at the
+    integers; differentiable in ``v``, so latent refinement can follow it.
+    """
+    lik, _, _ = eb._likelihood(v.transpose(0, 1).reshape(v.shape[1], 1, -1))
+    return -torch.log2(eb.likelihood_lower_bound(lik)).sum()
+
+
 class _Base(nn.Module):
     """Shared pieces: transforms, gains, one EntropyBottleneck per quality level."""
 
@@ -150,6 +160,19 @@ class FactorizedPrior(_Base):
     def synthesis(self, y_hat: torch.Tensor, q: int) -> torch.Tensor:
         return self.g_s(self.gain(y_hat, q, inverse=True))
 
+    # Encoder-side refinement (engine.refine): the latents the encoder may adjust, their rate
+    # and reconstruction under a given rounding, and the coding of refined latents.
+    def refinable_latents(self, y: torch.Tensor, q: int) -> list[torch.Tensor]:
+        return [y]
+
+    def rd_terms(self, latents: list[torch.Tensor], rounding, q: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(bits, reconstruction) of ``latents`` quantised by ``rounding``."""
+        y_hat = rounding(latents[0])
+        return factorized_bits(self.ebs[q], y_hat), self.synthesis(y_hat, q)
+
+    def compress_latents(self, latents: list[torch.Tensor], q: int) -> list[bytes]:
+        return self.compress_latent(latents[0], q)
+
     def compress_latent(self, y: torch.Tensor, q: int) -> list[bytes]:
         sym = torch.round(y).to(torch.int64).cpu().numpy()
         return [self.table_coder(q).encode(sym, self.channel_index(tuple(y.shape)))]
@@ -209,8 +232,25 @@ class MeanScaleHyperprior(_Base):
             scales, means = self._h_s64[0](z_hat.double().cpu()).chunk(2, 1)
         return self.coder.scale_index(scales.numpy()), means.numpy()
 
-    def compress_latent(self, y: torch.Tensor, q: int) -> list[bytes]:
-        z = self.h_a(y)
+    def refinable_latents(self, y: torch.Tensor, q: int) -> list[torch.Tensor]:
+        # z is refined as a free variable too (Yang et al. 2020 optimise both levels)
+        return [y, self.h_a(y)]
+
+    def rd_terms(self, latents: list[torch.Tensor], rounding, q: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(bits, reconstruction) of ``[y, z]`` quantised by ``rounding``, as the coder sees them."""
+        y, z = latents
+        z_hat = rounding(z)
+        scales, means = self.h_s(z_hat).chunk(2, 1)
+        y_hat = rounding(y - means) + means  # the coder rounds the residual to the predicted mean
+        lik = self.gaussian.likelihood_lower_bound(self.gaussian._likelihood(y_hat, scales, means))
+        bits = factorized_bits(self.ebs[q], z_hat) - torch.log2(lik).sum()
+        return bits, self.synthesis(y_hat, q)
+
+    def compress_latents(self, latents: list[torch.Tensor], q: int) -> list[bytes]:
+        return self.compress_latent(latents[0], q, z=latents[1])
+
+    def compress_latent(self, y: torch.Tensor, q: int, z: torch.Tensor | None = None) -> list[bytes]:
+        z = self.h_a(y) if z is None else z
         z_sym = torch.round(z).to(torch.int64).cpu().numpy()
         z_stream = self.table_coder(q).encode(z_sym, self.channel_index(tuple(z.shape)))
         idx, means = self.entropy_parameters(torch.from_numpy(z_sym))

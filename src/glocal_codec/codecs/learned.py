@@ -15,10 +15,10 @@ from typing import Literal
 import torch
 
 from ..bitstream.errors import CorruptStreamError
-from ..engine import crop, pad_to_multiple, resolve_device, tiled_apply
+from ..engine import crop, pad_to_multiple, refine_latents, resolve_device, tiled_apply
 from ..weights import file_sha256, load_state, manifest_entry, weights_path
 from .base import Payload
-from .hyperprior import FactorizedPrior, MeanScaleHyperprior, ModelConfig
+from .hyperprior import LAMBDAS, FactorizedPrior, MeanScaleHyperprior, ModelConfig
 
 __all__ = ["LearnedImageCodec", "WeightsMissingError", "TILE_PIXELS"]
 
@@ -87,9 +87,13 @@ class LearnedImageCodec:
                 cfg = manifest_entry(self.name).get("config", {})
                 # each model names its own config dataclass (glocal has more fields than n, m)
                 config_class = getattr(self.model_class, "config_class", ModelConfig)
-                model = self.model_class(config_class(**cfg))
-                model.load_state_dict(load_state(self.weights_file))
-                self._model = model.to(self.device).eval()
+                # Built outside inference mode even when first used inside encode(): latent
+                # refinement back-propagates through these weights, and autograd cannot use
+                # inference-mode tensors. The weights themselves never need a gradient.
+                with torch.inference_mode(False):
+                    model = self.model_class(config_class(**cfg))
+                    model.load_state_dict(load_state(self.weights_file))
+                    self._model = model.to(self.device).eval().requires_grad_(False)
             return self._model
 
     # -- coding ------------------------------------------------------------------------------
@@ -106,18 +110,51 @@ class LearnedImageCodec:
             return tiled_apply(fn, x, scale=scale, tile=_TILE, halo=_HALO, align=16)
         return tiled_apply(fn, x, scale=scale, tile=_TILE // 16, halo=_HALO // 16)
 
+    @property
+    def refinable(self) -> bool:
+        """Whether ``encode(..., refine=N)`` works: the model states its rate-distortion terms."""
+        return hasattr(self.model_class, "rd_terms")
+
     @torch.inference_mode()
-    def encode(self, x: torch.Tensor, quality: int) -> Payload:
+    def encode(self, x: torch.Tensor, quality: int, *, refine: int = 0) -> Payload:
+        """Encode ``x``; ``refine`` > 0 runs that many latent-refinement steps first
+        (:mod:`glocal_codec.engine.refine`: slower encode, same decoder, same file format)."""
         q = self._check_quality(quality)
+        if refine < 0:
+            raise ValueError(f"refine must be >= 0 steps, got {refine}")
+        if refine and not self.refinable:
+            raise ValueError(f"{self.name} does not support encoder-side refinement (--refine)")
         if x.dim() != 4 or x.shape[0] != 1 or x.shape[1] not in (1, 3):
             raise ValueError(f"expected a 1 x C x H x W tensor with C in (1, 3), got {tuple(x.shape)}")
         c, h, w = x.shape[1:]
         xin = x.expand(1, 3, h, w) if c == 1 else x
         xin = pad_to_multiple(xin.to(self.device, torch.float32), self.pad_multiple)
         model = self.model
+        if refine and h * w > TILE_PIXELS:
+            # refinement back-propagates through the whole image at once (no tiling)
+            raise ValueError(f"--refine works on images up to {TILE_PIXELS:,} pixels; this one has {h * w:,}")
         y = self._transform(lambda t: model.analysis(t, q), xin, 1 / 16)
-        streams = model.compress_latent(y, q)
+        if refine:
+            streams = self._refined_streams(xin, y, q, h, w, refine)
+        else:
+            streams = model.compress_latent(y, q)
         return Payload(shape=(c, h, w), quality=quality, streams=tuple(streams))
+
+    def _refined_streams(self, xin: torch.Tensor, y: torch.Tensor, q: int, h: int, w: int,
+                         steps: int) -> list[bytes]:
+        model = self.model
+        with torch.inference_mode(False):
+            # normal (not inference-mode) copies: autograd cannot record ops on inference tensors
+            x_ref, y = crop(xin, h, w).clone(), y.clone()
+            with torch.no_grad():
+                start = model.refinable_latents(y, q)
+
+            def objective(latents, rounding):
+                bits, x_hat = model.rd_terms(list(latents), rounding, q)
+                return bits, ((crop(x_hat, h, w) - x_ref) ** 2).sum()
+
+            latents = refine_latents(start, objective, LAMBDAS[q], h * w, steps)
+        return model.compress_latents(latents, q)
 
     @torch.inference_mode()
     def decode(self, payload: Payload) -> torch.Tensor:

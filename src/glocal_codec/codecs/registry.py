@@ -54,6 +54,7 @@ class CodecInfo:
     default_quality: int
     weights_available: bool
     description: str
+    refinable: bool = False  # accepts encoder-side latent refinement (encode --refine N)
 
 
 _registry: dict[str, _Entry] = {}
@@ -191,6 +192,7 @@ def list_codecs(media: str | None = None) -> list[CodecInfo]:
                 default_quality=c.default_quality,
                 weights_available=c.weights_available(),
                 description=c.description,
+                refinable=bool(getattr(c, "refinable", False)),
             )
         )
     return infos

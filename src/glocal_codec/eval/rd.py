@@ -27,15 +27,18 @@ class RDPoint:
 
 
 def measure(images: Iterable[Path], codec: str, qualities: Iterable[int],
-            progress: Callable[[RDPoint], None] | None = None) -> list[RDPoint]:
-    """Encode and decode every image at every quality; rate = len(file) * 8 / pixels."""
+            progress: Callable[[RDPoint], None] | None = None, refine: int = 0) -> list[RDPoint]:
+    """Encode and decode every image at every quality; rate = len(file) * 8 / pixels.
+
+    ``refine``: encoder-side latent-refinement steps passed to :func:`glocal_codec.encode`.
+    """
     points = []
     qualities = list(qualities)
     for path in images:
         x = load_image(path)[0]
         for q in qualities:
             t0 = time.perf_counter()
-            data = api.encode(x, codec=codec, quality=q)
+            data = api.encode(x, codec=codec, quality=q, refine=refine)
             t1 = time.perf_counter()
             y = api.decode_tensor(data)
             t2 = time.perf_counter()
