@@ -61,7 +61,8 @@ def refine_latents(latents: Sequence[torch.Tensor], objective: Objective, lam: f
     ``0.5 * exp(-3 t)`` (floored at 0.05). Both the starting latents and the refined ones are
     scored with hard rounding at the end and the lower loss wins, so refinement never returns
     something worse (by the model's own rate estimate) than the encoder's output. The noise is
-    seeded: the same input gives the same file.
+    seeded: the same input gives the same file on the same machine and thread count (the
+    float32 gradient steps may round differently elsewhere; decoding stays bit-exact).
     """
     if steps < 0:
         raise ValueError(f"refinement steps must be >= 0, got {steps}")
