@@ -34,6 +34,11 @@ class Codec(Protocol):
 
     ``encode`` takes a float tensor in [0, 1] of shape 1 x C x H x W (C = 1 or 3) and a quality
     level from ``qualities``; ``decode`` returns the same shape. Higher quality = more bits.
+
+    Optional: a codec whose ``refinable`` attribute is true also accepts
+    ``encode(x, quality, refine=N)``, N encoder-side refinement steps that change the latents
+    but not the format (:mod:`glocal_codec.engine.refine`); ``glocal_codec.encode(...,
+    refine=N)`` refuses other codecs with a clear error.
     """
 
     name: str
