@@ -9,9 +9,9 @@ Refinement starts from the encoder's latents and runs gradient steps on
 through the frozen decoder and entropy model. Rounding has no useful gradient, so the steps go
 through *stochastic Gumbel annealing* (SGA): each element is soft-rounded to a Gumbel-softmax
 mix of its floor and ceiling whose temperature falls towards hard rounding (Yang, Bamler, Mandt,
-"Improving Inference for Neural Image Compression", NeurIPS 2020, Sec. 3.2; the first to
-optimise per-image latents was Campos et al., "Content adaptive optimization for neural image
-compression", CVPR-W 2019). The result is coded exactly as the encoder's own latents are, so
+"Improving Inference for Neural Image Compression", NeurIPS 2020; per-image latent optimisation
+also in Campos et al., "Content adaptive optimization for neural image compression", CVPR-W
+2019). The result is coded exactly as the encoder's own latents are, so
 any decoder of the same weights reads it.
 
 Written here, not taken from a library: CompressAI has no latent refinement, and the codec
@@ -36,7 +36,7 @@ Objective = Callable[[Sequence[torch.Tensor], Callable[[torch.Tensor], torch.Ten
 def sga_round(v: torch.Tensor, tau: float, generator: torch.Generator | None = None) -> torch.Tensor:
     """Soft rounding of ``v`` by stochastic Gumbel annealing at temperature ``tau``.
 
-    The floor and the ceiling get logits ``-atanh(distance) / tau`` (Yang et al. 2020, eq. 6):
+    The floor and the ceiling get logits ``-atanh(distance) / tau`` (Yang et al. 2020):
     the nearer integer is likelier, and as ``tau -> 0`` the sample becomes hard rounding.
     """
     f = torch.floor(v)
