@@ -71,8 +71,73 @@ def test_bad_refine_values_are_rejected_before_work(kodak_crop: torch.Tensor) ->
         open_codec("msh").encode(kodak_crop, 2, refine=-1)
     side = int(TILE_PIXELS**0.5) + 1
     big = torch.zeros(1, 3, side, side)
-    with pytest.raises(ValueError, match="--refine works on images up to"):
-        open_codec("msh").encode(big, 2, refine=1)
+    # glocal's attention and context see the whole latent: no tile-by-tile refinement
+    with pytest.raises(ValueError, match="cannot refine tile by tile"):
+        open_codec("glocal").encode(big, 2, refine=1)
+
+
+def _smooth_image(h: int, w: int, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    base = torch.rand(1, 3, h // 16, w // 16, generator=g)
+    return torch.nn.functional.interpolate(base, size=(h, w), mode="bilinear", align_corners=False)
+
+
+@pytest.mark.parametrize("codec", ["msh", "factorized"])
+def test_tile_windows_give_the_whole_image_gradient(codec: str) -> None:
+    # The claim that makes tiled refinement exact: with the model's halo, a tile's loss gradient
+    # computed on its window equals the gradient of the whole image's loss. Without the halo it
+    # does not (the control below), so the test can fail.
+    c = open_codec(codec)
+    model, q = c.model, 2
+    x = _smooth_image(640, 704)  # 40 x 44 latents: the window around the tile is a part of the grid
+    with torch.no_grad():
+        y = model.analysis(x, q)
+        held = model.refinable_latents(y, q)[1:]
+    objective = c._window_objective(x, y.shape[-1], held, q)
+    tile = (16, 20, 16, 20)
+    halo = model.refine_halo
+
+    def tile_grad(box):
+        y0, y1, x0, x1 = box
+        win = y[..., y0:y1, x0:x1].clone().requires_grad_(True)
+        mask = torch.zeros(win.shape, dtype=torch.bool)
+        mask[..., tile[0] - y0:tile[1] - y0, tile[2] - x0:tile[3] - x0] = True
+
+        def rounding(v):  # differentiable on the tile, hard on the rest (as refine_tiled rounds)
+            return torch.where(mask, v, torch.round(v)) if v.shape == mask.shape else torch.round(v)
+
+        bits, sse = objective(box, win, rounding)
+        (g,) = torch.autograd.grad(bits + LAMBDAS[q] * 255**2 * sse / 3, win)
+        return g[..., tile[0] - y0:tile[1] - y0, tile[2] - x0:tile[3] - x0]
+
+    whole = tile_grad((0, 40, 0, 44))
+    box = (tile[0] - halo, tile[1] + halo, tile[2] - halo, tile[3] + halo)
+    assert box[1] - box[0] < 40 and box[3] - box[2] < 44
+    window = tile_grad(box)
+    assert torch.allclose(window, whole, rtol=1e-3, atol=1e-3 * whole.abs().max().item())
+    no_halo = tile_grad(tile)
+    assert not torch.allclose(no_halo, whole, rtol=1e-3, atol=1e-3 * whole.abs().max().item())
+
+
+@pytest.mark.parametrize("codec", ["msh", "factorized"])
+def test_large_images_are_refined_tile_by_tile(codec: str, monkeypatch) -> None:
+    # shrink the limits so that a small image takes the large-image path: 6 tiles of 8 x 8 latents
+    import glocal_codec.codecs.learned as learned
+
+    if codec in UNTRAINED:
+        pytest.skip(f"{codec} runs on untrained stand-in weights here")
+    from glocal_codec.imageio import load_image
+
+    from conftest import DATA
+
+    x = load_image(DATA / "kodak" / "kodim23.png")[0][:, :, 100:356, 200:520].contiguous()  # 256 x 320
+    plain = gc.encode(x, codec=codec, quality=4)
+    monkeypatch.setattr(learned, "TILE_PIXELS", 256 * 320 - 1)
+    monkeypatch.setattr(learned, "_REFINE_TILE", 8)
+    refined = gc.encode(x, codec=codec, quality=4, refine=10)
+    assert refined == gc.encode(x, codec=codec, quality=4, refine=10)  # deterministic
+    assert gc.decode_tensor(refined).shape == x.shape
+    assert _real_loss(x, refined, 4) < _real_loss(x, plain, 4)
 
 
 def test_cli_encode_refine(tmp_path, kodak_crop: torch.Tensor) -> None:

@@ -168,6 +168,10 @@ def train(
     threads: Optional[int] = typer.Option(None, help="CPU threads for torch"),
     device: str = typer.Option("auto", help="cpu, cuda or auto"),
     resume: bool = typer.Option(False, help="continue from the checkpoint in --out"),
+    bf16: bool = typer.Option(False, "--bf16", help="transforms under bfloat16 autocast (rates stay float32)"),
+    grow_from: Optional[int] = typer.Option(None, "--grow-from",
+                                            help="msh widened in m: its first new latent channel (see train/widen.py)"),
+    grow_steps: int = typer.Option(0, "--grow-steps", help="steps over which the new channels' rate is ramped in"),
     export: bool = typer.Option(False, help="write the result into the package's weights folder"),
 ) -> None:
     """Train a learned codec (rate + lambda * MSE, every quality level in one variable-rate model).
@@ -190,7 +194,8 @@ def train(
         cfg = TrainConfig(codec=codec, data=roots, out=str(out_dir / codec), steps=steps, minutes=minutes,
                           batch=batch, crop=crop, lr=lr, threads=threads, device=str(resolve_device(device)),
                           qualities=list(quality or []), arch=arch_fields,
-                          init_from=str(init_from) if init_from else None)
+                          init_from=str(init_from) if init_from else None, bf16=bf16,
+                          grow_from=grow_from, grow_steps=grow_steps)
         with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                       TextColumn("{task.fields[stats]}"), TimeRemainingColumn(), console=err) as bar:
             task = bar.add_task(f"train {codec}", total=steps, stats="")

@@ -38,6 +38,26 @@ _Z_BOUND = 63
 _Y_BOUND = 127
 
 
+def _full_precision(x: torch.Tensor):
+    """Autocast off: densities and likelihoods stay in float32 when training under bf16 autocast.
+
+    bfloat16 keeps ~3 significant digits; the rate term is a sum of -log2 of likelihoods that
+    are differences of nearby CDF values, which that precision would mis-state.
+    """
+    return torch.autocast(x.device.type, enabled=False)
+
+
+def _widen_float(t: torch.Tensor) -> torch.Tensor:
+    """A 16-bit float tensor (an autocast output) as float32; float32/float64 ones as they are."""
+    return t.float() if t.dtype in (torch.bfloat16, torch.float16) else t
+
+
+def _scale_grad_from(y: torch.Tensor, start: int, weight: float) -> torch.Tensor:
+    """``y`` unchanged in value; channels from ``start`` on pass ``weight`` x their gradient back."""
+    new = y[:, start:]
+    return torch.cat([y[:, :start], new.detach() + weight * (new - new.detach())], 1)
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """Architecture hyper-parameters, stored in the weights manifest."""
@@ -143,16 +163,20 @@ class FactorizedPrior(_Base):
     """Ballé 2017: y = g_a(x), coded with a per-channel factorized density."""
 
     bound = _Y_BOUND
+    #: Latents of halo for tile-by-tile refinement (engine.refine_tiled): a latent reaches at most
+    #: 2 latents' worth of pixels through g_s, and those pixels read 2 more.
+    refine_halo = 4
 
     def __init__(self, cfg: ModelConfig = ModelConfig()) -> None:
         super().__init__(cfg, cfg.m)
 
     def forward(self, x: torch.Tensor, q: int) -> ForwardResult:
-        y = self.gain(self.g_a(x), q)
-        _, y_lik = self.ebs[q](y)  # additive-noise proxy for the rate
+        y = _widen_float(self.gain(self.g_a(x), q))
+        with _full_precision(x):
+            _, y_lik = self.ebs[q](y)  # additive-noise proxy for the rate
         y_hat = ste_round(y)  # decoder sees really-rounded values (mixed quantisation)
         x_hat = self.g_s(self.gain(y_hat, q, inverse=True))
-        return ForwardResult(x_hat, {"y": y_lik})
+        return ForwardResult(_widen_float(x_hat), {"y": y_lik})
 
     def analysis(self, x: torch.Tensor, q: int) -> torch.Tensor:
         return self.gain(self.g_a(x), q)
@@ -186,6 +210,10 @@ class MeanScaleHyperprior(_Base):
     """Minnen 2018 mean-scale hyperprior (no autoregressive context)."""
 
     bound = _Z_BOUND
+    #: Latents of halo for tile-by-tile refinement (engine.refine_tiled): a tile's pixels reach 2
+    #: latents (g_s) and read latents 2 further; those latents are dequantised around means that
+    #: h_s computes from hyper-latents up to 7 latent rows away (measured), so 2 + 2 + 8 = 12.
+    refine_halo = 12
 
     def __init__(self, cfg: ModelConfig = ModelConfig()) -> None:
         super().__init__(cfg, cfg.n)
@@ -203,15 +231,30 @@ class MeanScaleHyperprior(_Base):
         # (it must stay out of state_dict(), parameters() and .to(device))
         self._h_s64: list[nn.Module] = []
 
-    def forward(self, x: torch.Tensor, q: int) -> ForwardResult:
-        y = self.gain(self.g_a(x), q)
-        z = self.h_a(y)
-        z_hat, z_lik = self.ebs[q](z)
-        scales, means = self.h_s(z_hat).chunk(2, 1)
-        _, y_lik = self.gaussian(y, scales, means=means)
+    def forward(self, x: torch.Tensor, q: int, *, grow_from: int | None = None,
+                grow_weight: float = 1.0) -> ForwardResult:
+        """Training forward pass (noise proxy for the rate, rounded latent for the synthesis).
+
+        ``grow_from`` (training a widened latent, :mod:`glocal_codec.train.widen`): latent channels
+        from this index on are still growing. The synthesis sees them with additive uniform noise
+        instead of rounding, so a small value is not hidden from it (rounding maps everything
+        under 0.5 to 0, and gives the synthesis nothing to learn from), and their rate reaches the
+        analysis with its gradient scaled by ``grow_weight`` (the hyperprior still learns their
+        densities at full weight). The loop ramps the weight from 0 to 1, then drops ``grow_from``.
+        """
+        y = _widen_float(self.gain(self.g_a(x), q))
+        y_rate = y if grow_from is None else _scale_grad_from(y, grow_from, grow_weight)
+        with _full_precision(x):  # the entropy model in float32 even when training under autocast
+            z = self.h_a(y_rate)
+            z_hat, z_lik = self.ebs[q](z)
+            scales, means = self.h_s(z_hat).chunk(2, 1)
+            _, y_lik = self.gaussian(y_rate, scales, means=means)
         y_hat = ste_round(y - means) + means
+        if grow_from is not None:
+            noisy = y[:, grow_from:] + torch.empty_like(y[:, grow_from:]).uniform_(-0.5, 0.5)
+            y_hat = torch.cat([y_hat[:, :grow_from], noisy], 1)
         x_hat = self.g_s(self.gain(y_hat, q, inverse=True))
-        return ForwardResult(x_hat, {"y": y_lik, "z": z_lik})
+        return ForwardResult(_widen_float(x_hat), {"y": y_lik, "z": z_lik})
 
     def analysis(self, x: torch.Tensor, q: int) -> torch.Tensor:
         return self.gain(self.g_a(x), q)

@@ -15,7 +15,7 @@ from typing import Literal
 import torch
 
 from ..bitstream.errors import CorruptStreamError
-from ..engine import crop, pad_to_multiple, refine_latents, resolve_device, tiled_apply
+from ..engine import crop, pad_to_multiple, refine_latents, refine_tiled, resolve_device, tiled_apply
 from ..weights import file_sha256, load_state, manifest_entry, weights_path
 from .base import Payload
 from .hyperprior import LAMBDAS, FactorizedPrior, MeanScaleHyperprior, ModelConfig
@@ -26,6 +26,10 @@ __all__ = ["LearnedImageCodec", "WeightsMissingError", "TILE_PIXELS"]
 TILE_PIXELS = 1024 * 1024
 _TILE = 512  # input pixels per tile (a multiple of the 16-pixel stride)
 _HALO = 96  # wider than the analysis transform's 61-pixel receptive field
+#: Refinement of images above TILE_PIXELS goes tile by tile (engine.refine_tiled): 40 x 40
+#: latents (640 x 640 pixels) per tile, so that a window with the model's halo stays under a
+#: megapixel, the size whole-image refinement handles.
+_REFINE_TILE = 40
 
 
 class WeightsMissingError(RuntimeError):
@@ -130,11 +134,15 @@ class LearnedImageCodec:
         xin = x.expand(1, 3, h, w) if c == 1 else x
         xin = pad_to_multiple(xin.to(self.device, torch.float32), self.pad_multiple)
         model = self.model
-        if refine and h * w > TILE_PIXELS:
-            # refinement back-propagates through the whole image at once (no tiling)
-            raise ValueError(f"--refine works on images up to {TILE_PIXELS:,} pixels; this one has {h * w:,}")
+        tiled = bool(refine) and h * w > TILE_PIXELS
+        if tiled and getattr(self.model_class, "refine_halo", None) is None:
+            # back-propagating through a whole large image does not fit; tiles need a local model
+            raise ValueError(f"{self.name} refines images up to {TILE_PIXELS:,} pixels (its attention and context "
+                             f"see the whole latent, so it cannot refine tile by tile); this one has {h * w:,}")
         y = self._transform(lambda t: model.analysis(t, q), xin, 1 / 16)
-        if refine:
+        if tiled:
+            streams = self._refined_tiles(xin, y, q, h, w, refine)
+        elif refine:
             streams = self._refined_streams(xin, y, q, h, w, refine)
         else:
             streams = model.compress_latent(y, q)
@@ -155,6 +163,44 @@ class LearnedImageCodec:
 
             latents = refine_latents(start, objective, LAMBDAS[q], h * w, steps)
         return model.compress_latents(latents, q)
+
+    def _refined_tiles(self, xin: torch.Tensor, y: torch.Tensor, q: int, h: int, w: int,
+                       steps: int) -> list[bytes]:
+        """Refinement of a large image: the grid latent ``y`` tile by tile, the others held.
+
+        Other latents (``msh``'s hyper-latent) keep the encoder's values: refining them too
+        would need windows wide enough for the hyper-synthesis's reach on top of the synthesis's.
+        """
+        model = self.model
+        align = self.pad_multiple // 16  # hyper-latents have whole positions inside every window
+        with torch.inference_mode(False):
+            x_ref, y = crop(xin, h, w).clone(), y.clone()
+            with torch.no_grad():
+                held = model.refinable_latents(y, q)[1:]
+
+            y = refine_tiled(y, self._window_objective(x_ref, y.shape[-1], held, q), LAMBDAS[q], steps,
+                             tile=_REFINE_TILE, halo=model.refine_halo, align=align)
+        return model.compress_latents([y, *held], q)
+
+    def _window_objective(self, x_ref: torch.Tensor, grid_width: int, held: list[torch.Tensor], q: int):
+        """(bits, squared error) of a latent window, the held latents cut to the same box.
+
+        ``x_ref`` is the unpadded image; pixels of the window that fall in the padding are left out.
+        """
+        model = self.model
+        h, w = x_ref.shape[-2:]
+
+        def window_objective(box, window, rounding):
+            y0, y1, x0, x1 = box
+            others = []
+            for t in held:
+                r = grid_width // t.shape[-1]  # 4 for msh's hyper-latent
+                others.append(t[..., y0 // r:y1 // r, x0 // r:x1 // r])
+            bits, x_hat = model.rd_terms([window, *others], rounding, q)
+            ref = x_ref[..., y0 * 16:min(y1 * 16, h), x0 * 16:min(x1 * 16, w)]
+            return bits, ((x_hat[..., :ref.shape[-2], :ref.shape[-1]] - ref) ** 2).sum()
+
+        return window_objective
 
     @torch.inference_mode()
     def decode(self, payload: Payload) -> torch.Tensor:

@@ -25,7 +25,7 @@ from typing import Callable, Sequence
 
 import torch
 
-__all__ = ["sga_round", "refine_latents", "Objective"]
+__all__ = ["sga_round", "refine_latents", "refine_tiled", "Objective", "WindowObjective"]
 
 #: ``objective(latents, rounding) -> (bits, squared error sum)``; ``rounding`` maps a tensor of
 #: (possibly mean-shifted) latent values to their quantised stand-in.
@@ -92,3 +92,58 @@ def refine_latents(latents: Sequence[torch.Tensor], objective: Objective, lam: f
             before = float(loss(start, _hard_round))
             after = float(loss(params, _hard_round))
     return [p.detach() for p in params] if after < before else start
+
+
+#: ``window_objective(box, window, rounding) -> (bits, squared error sum)`` for the latent window
+#: ``box = (y0, y1, x0, x1)`` (latent rows/columns) holding the values ``window``.
+WindowObjective = Callable[[tuple[int, int, int, int], torch.Tensor, Callable[[torch.Tensor], torch.Tensor]],
+                           "tuple[torch.Tensor, torch.Tensor]"]
+
+
+def refine_tiled(grid: torch.Tensor, window_objective: WindowObjective, lam: float, steps: int, *,
+                 tile: int, halo: int, align: int = 1, pixels_per_latent: int = 256,
+                 lr: float = 1e-2) -> torch.Tensor:
+    """Refine a 1 x C x H x W latent grid one tile at a time, for images too large to refine whole.
+
+    Each tile of ``tile`` x ``tile`` latents is refined inside a window that adds ``halo``
+    latents on every side (rounded outwards to multiples of ``align``, e.g. 4 where a
+    hyper-latent has a quarter of the resolution). Only the tile's latents move; the halo holds
+    its current values (already-refined tiles included, Gauss-Seidel style) and is rounded hard,
+    as the coder will round it. When the halo covers the reach of the synthesis and of the
+    entropy parameters twice over (every output a tile latent touches is computed from its
+    complete support), the window's loss differs from the whole image's by a constant, so each
+    tile takes exactly the steps whole-image refinement would take with the rest held
+    (``tests/engine/test_refine.py`` checks the gradients). Memory and time depend on the window,
+    not the image. Tiles are seeded by their index: the result is deterministic.
+    """
+    if tile < 1 or halo < 0 or tile % align:
+        raise ValueError("tile must be a positive multiple of align, halo >= 0")
+    out = grid.detach().clone()
+    _, _, gh, gw = out.shape
+    k = 0
+    for ty0 in range(0, gh, tile):
+        for tx0 in range(0, gw, tile):
+            ty1, tx1 = min(ty0 + tile, gh), min(tx0 + tile, gw)
+            wy0, wx0 = max(ty0 - halo, 0) // align * align, max(tx0 - halo, 0) // align * align
+            wy1 = min(-(-(ty1 + halo) // align) * align, gh)
+            wx1 = min(-(-(tx1 + halo) // align) * align, gw)
+            box = (wy0, wy1, wx0, wx1)
+            held = out[..., wy0:wy1, wx0:wx1].clone()
+            mask = torch.zeros_like(held, dtype=torch.bool)
+            mask[..., ty0 - wy0:ty1 - wy0, tx0 - wx0:tx1 - wx0] = True
+
+            def objective(ls, rounding, held=held, mask=mask, box=box):
+                window = torch.where(mask, ls[0], held)
+
+                def masked(v: torch.Tensor) -> torch.Tensor:
+                    # grid-shaped values: soft rounding on the tile, hard on the halo; any other
+                    # latent (a held hyper-latent) is rounded hard
+                    return torch.where(mask, rounding(v), torch.round(v)) if v.shape == mask.shape else torch.round(v)
+
+                return window_objective(box, window, masked)
+
+            pixels = (wy1 - wy0) * (wx1 - wx0) * pixels_per_latent
+            refined = refine_latents([held], objective, lam, pixels, steps, lr=lr, seed=k)[0]
+            out[..., ty0:ty1, tx0:tx1] = refined[..., ty0 - wy0:ty1 - wy0, tx0 - wx0:tx1 - wx0]
+            k += 1
+    return out

@@ -27,6 +27,9 @@ p.add_argument("--n", type=int, help="transform channels (default: the model's o
 p.add_argument("--m", type=int, help="latent channels (default: the model's own)")
 p.add_argument("--quality", type=int, action="append", default=[], help="train only these levels (repeat a level to draw it more often)")
 p.add_argument("--resume", action="store_true")
+p.add_argument("--bf16", action="store_true", help="transforms under bfloat16 autocast (rates stay float32)")
+p.add_argument("--grow-from", type=int, help="msh: first latent channel a widening added (train/widen.py)")
+p.add_argument("--grow-steps", type=int, default=0, help="steps over which those channels' rate is ramped in")
 p.add_argument("--init-from")
 p.add_argument("--arch", action="append", default=[], metavar="KEY=VALUE",
                help="further model config fields, e.g. --arch window=4 --arch slices=[8,8,16] (glocal)")
@@ -34,7 +37,7 @@ a = p.parse_args()
 cfg = TrainConfig(codec=a.codec, data=a.data, out=a.out, steps=a.steps, minutes=a.minutes, batch=a.batch,
                   crop=a.crop, lr=a.lr, threads=a.threads, device=a.device, seed=a.seed, ckpt_every=a.ckpt_every,
                   log_every=a.log_every, n=a.n, m=a.m, init_from=a.init_from, arch=parse_arch(a.arch),
-                  qualities=a.quality)
+                  qualities=a.quality, bf16=a.bf16, grow_from=a.grow_from, grow_steps=a.grow_steps)
 result = train(cfg, resume=a.resume)
 if world_info()[0] == 0:
     print(result)

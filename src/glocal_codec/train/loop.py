@@ -59,6 +59,14 @@ class TrainConfig:
     # times as often: [1, 2, 3, 4, 5, 5, 6, 6, 6] spends a third of the steps on the top level.
     qualities: list[int] = field(default_factory=list)
     init_from: str | None = None  # checkpoint/safetensors of a related model: copy matching tensors
+    # Mixed precision: the transforms run under bfloat16 autocast (1.7-1.8x faster per msh step on a
+    # CPU with AVX512-BF16, and the usual choice on GPUs); densities and rates stay float32.
+    bf16: bool = False
+    # Growing a widened latent (msh only; see MeanScaleHyperprior.forward): latent channels from
+    # grow_from on get noise instead of rounding and a rate gradient ramped 0 -> 1 over the
+    # first grow_steps steps; plain training after that.
+    grow_from: int | None = None
+    grow_steps: int = 0
 
     def __post_init__(self) -> None:
         # Checked here, not at the first draw: level 0 would silently index the last lambda and a level
@@ -66,6 +74,15 @@ class TrainConfig:
         bad = [q for q in self.qualities if not 1 <= q <= len(LAMBDAS)]
         if bad:
             raise ValueError(f"quality levels run from 1 to {len(LAMBDAS)}; got {', '.join(map(str, bad))}")
+        if self.grow_steps < 0 or (self.grow_from is not None and self.grow_from < 1):
+            raise ValueError("grow_steps must be >= 0 and grow_from >= 1")
+        if (self.grow_from is not None) != (self.grow_steps > 0):
+            raise ValueError("growing a latent needs both grow_from (first new channel) and grow_steps (> 0)")
+        if self.grow_from is not None and self.codec != "msh":
+            raise ValueError(f"growing a widened latent is implemented for msh only, not {self.codec}")
+        if self.bf16 and self.codec == "glocal":
+            # its context network's likelihoods are not yet kept in float32 under autocast
+            raise ValueError("bf16 training is implemented for msh and factorized, not glocal")
 
 
 @dataclass(frozen=True)
@@ -217,6 +234,8 @@ def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] | N
         torch.backends.cudnn.allow_tf32 = True
     fields = {**cfg.arch, **{k: v for k, v in (("n", cfg.n), ("m", cfg.m)) if v is not None}}
     model = build_model(cfg.codec, model_config(cfg.codec, **fields)).to(device)
+    if cfg.grow_from is not None and not cfg.grow_from < model.cfg.m:
+        raise ValueError(f"grow_from={cfg.grow_from} leaves no new latent channel (the model has m={model.cfg.m})")
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     step, elapsed = 0, 0.0
     if cfg.init_from and not (resume and ckpt_path.exists()):
@@ -270,7 +289,10 @@ def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] | N
             g["lr"] = _lr_at(cfg, progress)
         q = levels[int(torch.randint(len(levels), (1,), generator=gen))]
         x = sampler.batch(cfg.batch).to(device)
-        result = net(x, q - 1)
+        grow = ({"grow_from": cfg.grow_from, "grow_weight": step / cfg.grow_steps}
+                if cfg.grow_from is not None and step < cfg.grow_steps else {})
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
+            result = net(x, q - 1, **grow)
         loss, bpp, psnr = rd_loss(x, result, LAMBDAS[q - 1])
         opt.zero_grad(set_to_none=True)
         loss.backward()
