@@ -2,6 +2,7 @@
 
     glocal-codec eval --dataset kodak --codec msh --codec jpeg --report reports/kodak
     glocal-codec eval --images my_photos/ --codec msh --quality 1 --quality 3
+    glocal-codec eval --dataset kodak --codec msh --codec msh+refine30 --report reports/refine
     glocal-codec eval --video clip.mp4 --codec hnerv --codec x264 --report reports/video
     glocal-codec bdrate reports/kodak/results.json --anchor jpeg
 
@@ -36,7 +37,8 @@ def eval_cmd(
     data_dir: Optional[Path] = typer.Option(None, "--data-dir",
                                             help="local dataset copies (default $GLOCAL_CODEC_DATA; else download "
                                                  "into the cache)"),
-    codec: List[str] = typer.Option(..., "--codec", "-c", help="codec to measure (repeatable)"),
+    codec: List[str] = typer.Option(..., "--codec", "-c",
+                                    help="codec to measure (repeatable); NAME+refineN: encoded with N refinement steps"),
     quality: Optional[List[int]] = typer.Option(None, "--quality", "-q",
                                                 help="quality level (repeatable; default: every level)"),
     report: Optional[Path] = typer.Option(None, "--report", "-o",

@@ -13,6 +13,7 @@ from .bdrate import BDRateWarning, BDResult, Curve, NoOverlapError, bd_psnr, bd_
 from .metrics import lpips_distance, lpips_status, ms_ssim, ms_ssim_db, psnr
 from .rd import RDPoint, average, measure
 from .runner import EvalError, EvalRecord, EvalResults, evaluate, load_results, save_results, summarize
+from .variants import CodecVariant, parse_codec_label
 
 __all__ = [
     "psnr", "ms_ssim", "ms_ssim_db", "lpips_distance", "lpips_status",
@@ -20,4 +21,5 @@ __all__ = [
     "PublishedAnchor", "published_anchors", "anchor_curve",
     "EvalError", "EvalRecord", "EvalResults", "evaluate", "load_results", "save_results", "summarize",
     "RDPoint", "average", "measure",
+    "CodecVariant", "parse_codec_label",
 ]

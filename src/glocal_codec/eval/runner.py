@@ -43,6 +43,7 @@ from ..codecs.learned import WeightsMissingError
 from ..datasets import Dataset
 from ..imageio import load_image, to_tensor
 from .metrics import get_lpips, lpips_status, ms_ssim, ms_ssim_db, ms_ssim_scales, psnr
+from .variants import parse_codec_label
 
 __all__ = [
     "RESULTS_FORMAT",
@@ -211,7 +212,7 @@ def _codec_device(codec: Any) -> str:
     return str(getattr(codec, "device", "cpu")) if hasattr(codec, "to") else "cpu"
 
 
-def _warm_up(name: str, device: Optional[str]) -> None:
+def _warm_up(name: str, device: Optional[str]) -> None:  # name: a registered codec, not a label
     """Code one small image once per process and codec, so that loading weights and first-call
     set-up costs are not charged to the first measured image."""
     key = (name, str(device))
@@ -235,8 +236,9 @@ def _run_task(task: _Task, on_record: Optional[Callable[[EvalRecord], None]] = N
             x = to_tensor(img)[0]
     else:
         x = load_image(task.path)[0]
-    codec = open_codec(task.codec)
-    _warm_up(task.codec, task.device)
+    variant = parse_codec_label(task.codec)
+    codec = open_codec(variant.codec)
+    _warm_up(variant.codec, task.device)
     metric_device = _codec_device(codec)
     lp = None
     if task.lpips:
@@ -245,7 +247,7 @@ def _run_task(task: _Task, on_record: Optional[Callable[[EvalRecord], None]] = N
     out = []
     for q in task.qualities:
         t0 = time.perf_counter()
-        data = api.encode(x, codec=task.codec, quality=q, device=task.device)
+        data = api.encode(x, codec=variant.codec, quality=q, device=task.device, refine=variant.refine)
         t1 = time.perf_counter()
         y = api.decode_tensor(data, device=task.device)
         if torch.cuda.is_available() and metric_device.startswith("cuda"):
@@ -300,7 +302,14 @@ def _check_codecs(codecs: Sequence[str], qualities: Optional[Sequence[int]]) -> 
         raise EvalError("no codec given (--codec NAME, repeatable; see `glocal-codec list`)")
     plan: dict[str, tuple[int, ...]] = {}
     for name in dict.fromkeys(codecs):
-        codec = open_codec(name)  # UnknownCodecError names the known ones
+        try:
+            variant = parse_codec_label(name)
+        except ValueError as e:
+            raise EvalError(str(e)) from None
+        codec = open_codec(variant.codec)  # UnknownCodecError names the known ones
+        if variant.refine and not getattr(codec, "refinable", False):
+            raise EvalError(f"{name}: {variant.codec} has no encoder-side refinement; the codecs with it are in "
+                            f"the refine column of `glocal-codec list`")
         if codec.media != "image":
             raise EvalError(f"{name} is a {codec.media} codec; eval measures image codecs")
         if not codec.weights_available():
@@ -349,7 +358,8 @@ def evaluate(dataset: Dataset, codecs: Sequence[str], qualities: Optional[Sequen
         if old.dataset != dataset.name:
             raise EvalError(f"{results_path} holds results for {old.dataset!r}, not {dataset.name!r}; "
                             f"use another --report folder (or --fresh to start over)")
-    digests = {name: open_codec(name).weights_digest(levels[0]).hex() for name, levels in plan.items()}
+    digests = {name: open_codec(parse_codec_label(name).codec).weights_digest(levels[0]).hex()
+               for name, levels in plan.items()}
     kept: dict[tuple[str, int, str], EvalRecord] = {}
     old_images = {i.id: i for i in old.images} if old else {}
     if old is not None:
