@@ -34,7 +34,7 @@ descent keeps it closed. The growth schedule of the training loop opens it (``Tr
 / ``grow_steps``, ``MeanScaleHyperprior.forward``): while growing, the synthesis sees the new
 channels with additive noise instead of rounding and their rate gradient is ramped from 0 to 1.
 Measured 2026-12-01 (msh, M 96 -> 192, 2,000 growth steps then 10,124 plain, 85 min on 2 CPU
-threads): the new channels carry 4-19 % of the latent's bits (q1-q6), the unquantised ceiling
+threads): the new channels carry 4-19 % of the latent's bits (q1-q6, first 4 Kodak images), the unquantised ceiling
 rose by ~2 dB and the shipped ``msh`` went from M = 96 to M = 192 (BD-rate -2.0 %). Widening N also widens ``msh``'s hyper-latent (it
 has N channels); before the new channels got peaked densities (below) their fresh ones cost
 +0.085 bpp on kodim01, which is what sank the first N = 128 runs.
