@@ -120,7 +120,7 @@ def test_tile_windows_give_the_whole_image_gradient(codec: str) -> None:
 
 
 @pytest.mark.parametrize("codec", ["msh", "factorized"])
-def test_large_images_are_refined_tile_by_tile(codec: str, monkeypatch) -> None:
+def test_large_images_are_refined_tile_by_tile(codec: str, monkeypatch, data_dir) -> None:
     # shrink the limits so that a small image takes the large-image path: 6 tiles of 8 x 8 latents
     import glocal_codec.codecs.learned as learned
 
@@ -128,9 +128,7 @@ def test_large_images_are_refined_tile_by_tile(codec: str, monkeypatch) -> None:
         pytest.skip(f"{codec} runs on untrained stand-in weights here")
     from glocal_codec.imageio import load_image
 
-    from conftest import DATA
-
-    x = load_image(DATA / "kodak" / "kodim23.png")[0][:, :, 100:356, 200:520].contiguous()  # 256 x 320
+    x = load_image(data_dir / "kodak" / "kodim23.png")[0][:, :, 100:356, 200:520].contiguous()  # 256 x 320
     plain = gc.encode(x, codec=codec, quality=4)
     monkeypatch.setattr(learned, "TILE_PIXELS", 256 * 320 - 1)
     monkeypatch.setattr(learned, "_REFINE_TILE", 8)
