@@ -23,7 +23,7 @@ from glocal_codec.bitstream import (
     write_container,
 )
 from glocal_codec.codecs import NO_WEIGHTS, Payload, open_codec, register_codec, unregister_codec
-from glocal_codec.codecs.learned import WeightsMissingError
+from glocal_codec.errors import WeightsMissingError
 
 
 def recrc(body_and_crc: bytes | bytearray) -> bytes:

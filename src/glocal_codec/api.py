@@ -21,8 +21,8 @@ from .bitstream import (
     read_container,
     write_container,
 )
-from .codecs import Codec, Payload, codec_id, codec_name, list_codecs, open_codec
-from .codecs.learned import WeightsMissingError
+from .codecs import Codec, Payload, Placeable, Refinable, codec_id, codec_name, list_codecs, open_codec
+from .errors import WeightsMissingError
 from .imageio import load_image, to_pil, to_tensor
 
 __all__ = [
@@ -98,8 +98,8 @@ def as_tensor(image: ImageLike) -> torch.Tensor:
 
 
 def _with_device(codec: Codec, device: str | None) -> Codec:
-    if device is not None and hasattr(codec, "to"):
-        codec.to(device)  # type: ignore[attr-defined]
+    if device is not None and isinstance(codec, Placeable):
+        codec.to(device)
     return codec
 
 
@@ -123,10 +123,10 @@ def encode(image: ImageLike, codec: str = DEFAULT_CODEC, quality: int | None = N
     if q not in c.qualities:
         raise ValueError(f"{codec}: quality must be one of {list(c.qualities)}, got {q}")
     if refine:
-        if not getattr(c, "refinable", False):
+        if not isinstance(c, Refinable):
             raise ValueError(f"{codec} does not support encoder-side refinement (--refine); "
                              "codecs that do: " + ", ".join(n for n in _refinable_codecs()))
-        payload = c.encode(x, q, refine=int(refine))
+        payload = c.encode_refined(x, q, int(refine))
     else:
         payload = c.encode(x, q)
     container = Container(
@@ -216,7 +216,7 @@ def read_info(data: bytes) -> FileInfo:
     frames = container.shape[0] if container.media is MediaKind.VIDEO else 1
     fps = None
     if container.media is MediaKind.VIDEO:
-        from .video.header import unpack_video_params
+        from .bitstream.video_params import unpack_video_params
 
         fps = unpack_video_params(container.params)[0]
     return FileInfo(

@@ -14,7 +14,6 @@ What is accepted (documented in the README):
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +21,9 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-__all__ = ["UnsupportedImageError", "ImageInfo", "load_image", "to_tensor", "to_pil", "atomic_write"]
+from .util import atomic_write
+
+__all__ = ["UnsupportedImageError", "ImageInfo", "load_image", "to_tensor", "to_pil", "atomic_write", "write_image"]
 
 
 class UnsupportedImageError(ValueError):
@@ -104,32 +105,9 @@ def to_pil(x: torch.Tensor) -> Image.Image:
     return Image.fromarray(arr[:, :, 0], "L") if arr.shape[2] == 1 else Image.fromarray(arr, "RGB")
 
 
-def atomic_write(path: str | os.PathLike, data: bytes | None = None, *, image: Image.Image | None = None,
-                 force: bool = False, fmt: str | None = None) -> Path:
-    """Write bytes (or a PIL image) to ``path`` atomically: temp file in the same folder, then rename.
-
-    Refuses to replace an existing file unless ``force``; never leaves a partial file behind.
-    """
+def write_image(path: str | os.PathLike, image: Image.Image, *, force: bool = False, fmt: str | None = None) -> Path:
+    """Save a PIL image atomically (:func:`glocal_codec.util.atomic_write`); the format follows
+    the file suffix (PNG when unknown) unless ``fmt`` names one."""
     path = Path(path)
-    if path.exists() and not force:
-        raise FileExistsError(f"{path} exists; pass --force to overwrite it")
-    if path.exists() and path.is_dir():
-        raise IsADirectoryError(f"{path} is a directory")
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise FileNotFoundError(f"output folder {folder} does not exist")
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            if image is not None:
-                image.save(f, format=fmt or Image.registered_extensions().get(path.suffix.lower(), "PNG"))
-            else:
-                f.write(data or b"")
-        mask = os.umask(0)  # mkstemp makes the file 0600; give it a plain open()'s mode
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    fmt = fmt or Image.registered_extensions().get(path.suffix.lower(), "PNG")
+    return atomic_write(path, lambda tmp: image.save(tmp, format=fmt), force=force)

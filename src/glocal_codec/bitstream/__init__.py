@@ -16,6 +16,7 @@ from .errors import (
     BadMagicError,
     BitstreamError,
     ChecksumError,
+    CodecUnavailableError,
     CorruptStreamError,
     LimitError,
     TruncatedError,
@@ -26,6 +27,7 @@ from .errors import (
 from .varint import decode_varint, encode_varint
 
 __all__ = [
+    "CodecUnavailableError",
     "MAGIC", "FORMAT_VERSION", "DIGEST_BYTES", "MAX_SIDE", "MAX_PIXELS",
     "Container", "MediaKind", "header_size", "read_container", "write_container",
     "encode_varint", "decode_varint",

@@ -8,6 +8,7 @@ whose message says what is wrong.
 from __future__ import annotations
 
 __all__ = [
+    "CodecUnavailableError",
     "BitstreamError",
     "TruncatedError",
     "ChecksumError",
@@ -42,6 +43,11 @@ class UnsupportedVersionError(BitstreamError):
 
 class UnknownCodecError(BitstreamError):
     """The codec id in the file is not registered in this installation."""
+
+
+class CodecUnavailableError(UnknownCodecError):
+    """The codec is known (its id is in the table) but cannot run in this installation: a
+    missing optional dependency or FFmpeg encoder, or an id reserved for a codec not built yet."""
 
 
 class WeightsMismatchError(BitstreamError):

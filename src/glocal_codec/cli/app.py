@@ -19,9 +19,10 @@ from rich.table import Table
 from .. import api
 from ..bitstream import BitstreamError
 from ..codecs import list_codecs
-from ..codecs.learned import WeightsMissingError
+from ..errors import WeightsMissingError
 from ..datasets import DatasetNotFoundError
-from ..imageio import UnsupportedImageError, atomic_write
+from ..imageio import UnsupportedImageError, write_image
+from ..util import atomic_write
 
 __all__ = ["app", "main"]
 
@@ -112,7 +113,7 @@ def decode(
         with _status("decoding"):
             img = api.decode(data, device=device, max_pixels=max_pixels or None)
         secs = time.perf_counter() - t0
-        atomic_write(dst, image=img, force=force)
+        write_image(dst, img, force=force)
     except _EXPECTED as e:
         _fail(e)
     out.print(f"{dst}: {img.width}x{img.height} {img.mode} ({secs:.2f} s)", highlight=False)

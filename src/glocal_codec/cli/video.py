@@ -18,8 +18,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from ..bitstream import BitstreamError
-from ..codecs.learned import WeightsMissingError
-from ..imageio import UnsupportedImageError, atomic_write
+from ..errors import WeightsMissingError
+from ..imageio import UnsupportedImageError, write_image
+from ..util import atomic_write
 
 __all__ = ["video_app"]
 

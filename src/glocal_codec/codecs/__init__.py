@@ -1,12 +1,29 @@
-"""Codec plugins: the protocol, the registry and the built-in codecs."""
+"""Codec plugins: the contract, the registry and the codec families (one module each).
 
-from .base import NO_WEIGHTS, Codec, Payload
-from .ids import CODEC_IDS, CODEC_NAMES, THIRD_PARTY_MIN_ID
+Nothing is imported here but the contract and the registry: each codec's module is imported
+when that codec is first opened (see :mod:`.ids`).
+"""
+
+from .base import (
+    NO_WEIGHTS,
+    ClipInfo,
+    Codec,
+    LatentModel,
+    MultiClip,
+    Payload,
+    Placeable,
+    ProgressFn,
+    Refinable,
+    VideoCodec,
+)
+from .ids import CODEC_IDS, CODEC_NAMES, CODEC_TABLE, THIRD_PARTY_MIN_ID, CodecRow
 from .registry import (
     ENTRY_POINT_GROUP,
     CodecInfo,
+    codec_class,
     codec_id,
     codec_name,
+    codec_names,
     list_codecs,
     load_entry_points,
     open_codec,
@@ -15,7 +32,8 @@ from .registry import (
 )
 
 __all__ = [
-    "Codec", "Payload", "NO_WEIGHTS", "CODEC_IDS", "CODEC_NAMES", "THIRD_PARTY_MIN_ID",
-    "ENTRY_POINT_GROUP", "CodecInfo", "codec_id", "codec_name", "list_codecs", "load_entry_points",
-    "open_codec", "register_codec", "unregister_codec",
+    "Codec", "Payload", "NO_WEIGHTS", "Refinable", "Placeable", "VideoCodec", "MultiClip", "ClipInfo",
+    "LatentModel", "ProgressFn", "CODEC_IDS", "CODEC_NAMES", "CODEC_TABLE", "CodecRow", "THIRD_PARTY_MIN_ID",
+    "ENTRY_POINT_GROUP", "CodecInfo", "codec_class", "codec_id", "codec_name", "codec_names", "list_codecs",
+    "load_entry_points", "open_codec", "register_codec", "unregister_codec",
 ]

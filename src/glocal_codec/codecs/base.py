@@ -1,25 +1,52 @@
-"""The codec plugin protocol (see DESIGN.md, "The codec plugin")."""
+"""The codec plugin contract (see DESIGN.md, "The codec plugin", and ``docs/plugins.md``).
+
+* :class:`Codec` -- what every plugin is: name, media kind, quality levels, weights digest,
+  ``encode`` / ``decode`` between tensors and a :class:`Payload`.
+* Optional abilities are explicit protocols, checked with ``isinstance`` (never ``hasattr``):
+  :class:`Refinable` (encoder-side latent refinement), :class:`Placeable` (``.to(device)``),
+  :class:`VideoCodec` (clips, frame rate and progress keywords), :class:`MultiClip` (several
+  clips in one payload: ``pfnr``).
+* :class:`LatentModel` -- the network contract of a learned image codec, which
+  :class:`~glocal_codec.codecs.learned.LearnedImageCodec` runs: its stride, transforms,
+  latent coding and rate terms. Nothing outside the model hard-codes a stride.
+
+Codecs never see file bytes: the API wraps a :class:`Payload` into the ``.glc`` container.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Protocol, Sequence, runtime_checkable
+from typing import Callable, Literal, Protocol, Sequence, runtime_checkable
 
 import torch
 
-__all__ = ["Payload", "Codec", "NO_WEIGHTS"]
+__all__ = [
+    "Payload", "Codec", "NO_WEIGHTS", "Refinable", "Placeable", "VideoCodec", "MultiClip", "ClipInfo",
+    "LatentModel", "ProgressFn", "Rounding",
+]
 
 #: Weights digest written by codecs that have no weights (classical codecs).
 NO_WEIGHTS = b"\x00\x00\x00\x00"
+
+
+class ProgressFn(Protocol):
+    """``progress(done, total, stats=None)``: ``total`` may be None (unknown); ``stats`` a short
+    text (e.g. ``"28.1 dB"``) that a progress bar can show beside the count."""
+
+    def __call__(self, done: int, total: int | None, stats: str | None = None) -> None: ...
+
+
+#: Quantisation used while refining: ``rounding(t) -> t`` (straight-through or annealed).
+Rounding = Callable[[torch.Tensor], torch.Tensor]
 
 
 @dataclass(frozen=True)
 class Payload:
     """What a codec produces and consumes; the container adds id, digest and checksum.
 
-    ``shape`` is the shape of the *original* input (C, H, W for images), so a codec that pads
-    internally can crop back; ``params`` are small codec-specific header bytes; ``streams`` the
-    entropy-coded byte streams.
+    ``shape`` is the shape of the *original* input (C, H, W for images, T, C, H, W for video),
+    so a codec that pads internally can crop back; ``params`` are small codec-specific header
+    bytes; ``streams`` the entropy-coded byte streams.
     """
 
     shape: tuple[int, ...]
@@ -32,13 +59,9 @@ class Payload:
 class Codec(Protocol):
     """An image or video codec plugin.
 
-    ``encode`` takes a float tensor in [0, 1] of shape 1 x C x H x W (C = 1 or 3) and a quality
-    level from ``qualities``; ``decode`` returns the same shape. Higher quality = more bits.
-
-    Optional: a codec whose ``refinable`` attribute is true also accepts
-    ``encode(x, quality, refine=N)``, N encoder-side refinement steps that change the latents
-    but not the format (:mod:`glocal_codec.engine.refine`); ``glocal_codec.encode(...,
-    refine=N)`` refuses other codecs with a clear error.
+    Image codecs: ``encode`` takes a float tensor in [0, 1] of shape 1 x C x H x W (C = 1 or 3)
+    and a quality level from ``qualities``; ``decode`` returns the same shape. Higher quality =
+    more bits. Video codecs follow :class:`VideoCodec`.
     """
 
     name: str
@@ -58,3 +81,95 @@ class Codec(Protocol):
     def encode(self, x: torch.Tensor, quality: int) -> Payload: ...
 
     def decode(self, payload: Payload) -> torch.Tensor: ...
+
+
+@runtime_checkable
+class Refinable(Protocol):
+    """Encoder-side refinement: ``steps`` optimisation steps on the latents before coding.
+
+    Slower encode, same decoder, same file format (:mod:`glocal_codec.engine.refine`).
+    """
+
+    def encode_refined(self, x: torch.Tensor, quality: int, steps: int) -> Payload: ...
+
+
+@runtime_checkable
+class Placeable(Protocol):
+    """A codec whose networks can move to another device (``"cuda"``, ``"cpu"``)."""
+
+    def to(self, device: str | torch.device) -> "Placeable": ...
+
+
+@runtime_checkable
+class VideoCodec(Protocol):
+    """A video codec (``media == "video"``): clips are ``T x C x H x W`` float tensors in [0, 1].
+
+    ``fps`` is the clip's frame rate (the API stores it in the container, never in
+    ``Payload.params``); ``progress`` is called per frame or per fitting step.
+    """
+
+    def encode(self, x: torch.Tensor, quality: int, *, fps=None, progress: ProgressFn | None = None) -> Payload: ...
+
+    def decode(self, payload: Payload, *, progress: ProgressFn | None = None) -> torch.Tensor: ...
+
+
+@dataclass(frozen=True)
+class ClipInfo:
+    """One clip of a :class:`MultiClip` payload."""
+
+    frames: int
+    channels: int
+
+
+@runtime_checkable
+class MultiClip(Protocol):
+    """A video codec whose payload can hold several clips, added one after another (``pfnr``).
+
+    Works on payloads, never on file bytes: the API reads and writes the container.
+    ``append`` returns a new payload whose earlier clips decode exactly as before.
+    """
+
+    def append(self, payload: Payload, x: torch.Tensor, *, progress: ProgressFn | None = None) -> Payload: ...
+
+    def clips(self, payload: Payload) -> list[ClipInfo]: ...
+
+    def decode_clip(self, payload: Payload, index: int, *, progress: ProgressFn | None = None) -> torch.Tensor: ...
+
+
+@runtime_checkable
+class LatentModel(Protocol):
+    """The network of a learned image codec, as :class:`~.learned.LearnedImageCodec` runs it.
+
+    * ``downsample`` -- pixels per latent position (16 for the Ballé family; 8 for a VQ codec);
+    * ``pad_multiple`` -- inputs are padded to a multiple of this (``downsample`` x the
+      hyper-latent's stride, so every latent has whole positions);
+    * ``latent_channels`` -- channels of the latent ``y``;
+    * ``n_streams`` -- byte streams a file of this model carries;
+    * ``refine_halo`` -- latents of context a tile needs for tile-by-tile refinement, or
+      ``None`` when the model sees the whole latent (attention, context models);
+    * ``analysis(x, q)`` / ``synthesis(y_hat, q)`` -- the transforms at quality index ``q``;
+    * ``latents(y, q)`` -- every latent the coder sends, ``y`` first (e.g. ``[y, z]``);
+    * ``compress(latents, q)`` -> streams; ``decompress(streams, y_shape, q)`` -> ``y_hat``;
+    * ``rd_terms(latents, rounding, q)`` -> (bits, reconstruction), differentiable, for refinement;
+    * ``build_tables()`` -- freeze densities into coding tables after training.
+    """
+
+    downsample: int
+    pad_multiple: int
+    latent_channels: int
+    n_streams: int
+    refine_halo: int | None
+
+    def analysis(self, x: torch.Tensor, q: int) -> torch.Tensor: ...
+
+    def synthesis(self, y_hat: torch.Tensor, q: int) -> torch.Tensor: ...
+
+    def latents(self, y: torch.Tensor, q: int) -> list[torch.Tensor]: ...
+
+    def compress(self, latents: list[torch.Tensor], q: int) -> list[bytes]: ...
+
+    def decompress(self, streams: list[bytes], shape: tuple[int, ...], q: int) -> torch.Tensor: ...
+
+    def rd_terms(self, latents: list[torch.Tensor], rounding: Rounding, q: int) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+    def build_tables(self) -> None: ...

@@ -27,7 +27,6 @@ from PIL import Image, UnidentifiedImageError
 
 from ..bitstream.errors import CorruptStreamError
 from .base import NO_WEIGHTS, Payload
-from .registry import register_codec
 
 __all__ = ["PillowImageCodec", "JpegCodec", "WebpCodec", "AvifCodec", "Jpeg2000Codec"]
 
@@ -180,7 +179,6 @@ class PillowImageCodec:
         return out.unsqueeze(0)
 
 
-@register_codec("jpeg")
 class JpegCodec(PillowImageCodec):
     """JPEG (libjpeg via Pillow), baseline, 4:2:0 chroma subsampling, standard Huffman tables.
 
@@ -203,7 +201,6 @@ class JpegCodec(PillowImageCodec):
         return {"quality": int(level_param), "subsampling": "4:2:0", "optimize": False, "progressive": False}
 
 
-@register_codec("webp")
 class WebpCodec(PillowImageCodec):
     """WebP lossy (libwebp via Pillow), ``method=6`` (slowest, best compression).
 
@@ -224,7 +221,6 @@ class WebpCodec(PillowImageCodec):
         return {"quality": int(level_param), "method": 6, "lossless": False, "exact": False}
 
 
-@register_codec("avif")
 class AvifCodec(PillowImageCodec):
     """AVIF (libavif via Pillow, AV1 intra), 4:2:0, full range, encoder ``speed=6``.
 
@@ -253,7 +249,6 @@ class AvifCodec(PillowImageCodec):
         }
 
 
-@register_codec("jpeg2000")
 class Jpeg2000Codec(PillowImageCodec):
     """JPEG 2000 (OpenJPEG via Pillow): raw codestream, ICT + 9/7 irreversible wavelet, one layer.
 

@@ -61,9 +61,8 @@ from ..nn import heads_for, ste_round
 from compressai.entropy_models import EntropyBottleneck, GaussianConditional  # noqa: E402  (after ..nn: quiet import)
 
 from ..bitstream.errors import CorruptStreamError
-from ..entropy import GaussianCoder, TableCoder
-from ..entropy.coder import _model, _queue, _read_escapes, _words
-from .hyperprior import _Z_BOUND, LAMBDAS, ForwardResult, _gain_init, _pmf_table, factorized_bits
+from ..entropy import GaussianCoder, GaussianPassDecoder, LevelCoders, TableCoder, factorized_bits, frozen_tables
+from .hyperprior import LAMBDAS, Z_BOUND, ForwardResult, gain_init
 from .learned import LearnedImageCodec
 
 __all__ = ["GlocalConfig", "GlocalModel", "GlocalCodec", "GlocalResult"]
@@ -116,12 +115,6 @@ def _checkerboard(h: int, w: int, device: torch.device | str = "cpu") -> torch.T
     i = torch.arange(h, device=device).view(-1, 1)
     j = torch.arange(w, device=device).view(1, -1)
     return ((i + j) % 2 == 0).view(1, 1, h, w)
-
-
-def _channel_index(shape: tuple[int, ...]) -> np.ndarray:
-    """Channel of each element of a flattened (B, C, H, W) tensor."""
-    b, c, h, w = shape
-    return np.tile(np.repeat(np.arange(c), h * w), b)
 
 
 #: what ``_EntropyModel.base`` hands to ``params``: first-layer activations, (prior scales, means)
@@ -243,54 +236,23 @@ _CODER = GaussianCoder()
 _Step = Callable[[int, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-class _PassDecoder:
-    """Decodes a :class:`GaussianCoder` stream in consecutive chunks (one per coding pass).
-
-    The encoder writes every pass with one ``GaussianCoder.encode`` call over the
-    concatenated symbols (one stream: a range coder's state carries over, so nothing is
-    lost between passes); the decoder, which learns the next pass's scales only after
-    decoding the previous one, reads it back chunk by chunk from the same range decoder.
-    """
-
-    def __init__(self, coder: GaussianCoder, data: bytes, total: int) -> None:
-        self.coder = coder
-        self.escapes, pos = _read_escapes(data, total)
-        self.dec = _queue.RangeDecoder(_words(data, pos))
-        self.family = _model.QuantizedGaussian(-coder.bound, coder.bound)
-        self.pos, self.total, self._e = 0, total, 0
-
-    def decode(self, indexes: np.ndarray) -> np.ndarray:
-        k = int(indexes.size)
-        if self.pos + k > self.total:
-            raise CorruptStreamError("more symbols requested than the stream holds")
-        if not k:
-            return np.zeros(0, np.int64)
-        stds = self.coder.scale_table[indexes]
-        try:
-            sym = np.asarray(self.dec.decode(self.family, np.zeros_like(stds), stds), dtype=np.int64)
-        except (AssertionError, ValueError, RuntimeError, OverflowError) as err:
-            # constriction's reaction to a body that is invalid for the model: one clear error
-            raise CorruptStreamError(f"entropy-coded latent is invalid for its model: {err}") from None
-        while self._e < len(self.escapes) and self.escapes[self._e][0] < self.pos + k:
-            i, v = self.escapes[self._e]
-            sym[i - self.pos] = v
-            self._e += 1
-        self.pos += k
-        return sym
-
-
 class GlocalModel(nn.Module):
     """The ``glocal`` network; same interface as :class:`~.hyperprior.MeanScaleHyperprior`.
 
-    ``forward(x, q)`` -> :class:`GlocalResult` (x_hat, likelihoods of y and z, y_hat);
-    ``analysis`` / ``synthesis``; ``compress_latent(y, q)`` -> [z stream, y stream];
-    ``decompress_latent(streams, shape, q)``; ``build_tables()`` after training.
+    ``forward(x, q)`` -> :class:`GlocalResult` (x_hat, likelihoods of y and z, y_hat); the
+    :class:`~glocal_codec.codecs.base.LatentModel` contract (``analysis`` / ``synthesis``,
+    ``latents(y, q)`` -> [y, z], ``compress`` -> [z stream, y stream], ``decompress``,
+    ``rd_terms``, ``build_tables()`` after training); ``encode_latent`` also returns the latent
+    the decoder will reconstruct.
     Any input size works (outputs are cropped back); the plugin pads to 64.
     """
 
     config_class = GlocalConfig
     downsample = 16
-    bound = _Z_BOUND
+    pad_multiple = 64  # stride 16 x hyper stride 4: whole latent and hyper-latent positions
+    n_streams = 2
+    refine_halo = None  # attention and the context model see the whole latent: no tile-wise refinement
+    bound = Z_BOUND
 
     def __init__(self, cfg: GlocalConfig = GlocalConfig()) -> None:
         super().__init__()
@@ -318,12 +280,12 @@ class GlocalModel(nn.Module):
             conv(m, n, 3, 1), nn.LeakyReLU(inplace=True), conv(n, n), nn.LeakyReLU(inplace=True), conv(n, n),
         )
         self.entropy = _EntropyModel(cfg)
-        self.gain = GainUnit(cfg.levels, m, _gain_init(cfg.levels))
+        self.gain = GainUnit(cfg.levels, m, gain_init(cfg.levels))
         self.ebs = nn.ModuleList(EntropyBottleneck(n) for _ in range(cfg.levels))
         self.gaussian = GaussianConditional(None)
         # z coding tables (float64), frozen by build_tables() and shipped with the weights
         self.register_buffer("tables", torch.zeros(cfg.levels, n, 2 * self.bound + 1, dtype=torch.float64))
-        self._coders: dict[int, TableCoder] = {}
+        self._coders = LevelCoders(self.bound)
         # the float64 copy lives in a plain dict, not as a module attribute: a registered
         # submodule would join state_dict() / parameters() and follow model.to(device)
         self._ent64: dict[str, _EntropyModel] = {}
@@ -382,7 +344,7 @@ class GlocalModel(nn.Module):
         # constriction objects that cannot be copied; they are rebuilt on first use
         state = super().__getstate__() if hasattr(super(), "__getstate__") else self.__dict__
         state = dict(state)
-        state["_coders"], state["_ent64"] = {}, {}
+        state["_coders"], state["_ent64"] = LevelCoders(self.bound), {}
         return state
 
     def load_state_dict(self, *args, **kwargs):  # noqa: D102 - derived caches follow the weights
@@ -393,19 +355,19 @@ class GlocalModel(nn.Module):
         self._reset_caches()
         return super().train(mode)
 
+    @property
+    def latent_channels(self) -> int:
+        return self.cfg.m
+
     def build_tables(self) -> None:
         """Freeze each quality's z density into a float64 probability table (after training)."""
-        for q, eb in enumerate(self.ebs):
-            self.tables[q] = torch.from_numpy(_pmf_table(eb, self.bound))
+        with torch.no_grad():
+            self.tables.copy_(frozen_tables(self.ebs, self.bound))
         self._reset_caches()
 
     def table_coder(self, q: int) -> TableCoder:
-        if q not in self._coders:
-            t = self.tables[q].cpu().numpy()
-            if not t.any():
-                raise RuntimeError("coding tables are empty: call build_tables() after training")
-            self._coders[q] = TableCoder(t, np.full(t.shape[0], -self.bound))
-        return self._coders[q]
+        """The z coder of quality index ``q`` (built from the frozen tables on first use)."""
+        return self._coders.get(self.tables, q)
 
     def entropy64(self) -> _EntropyModel:
         """The float64 CPU copy of the entropy model used for coding (built once, cached)."""
@@ -467,7 +429,7 @@ class GlocalModel(nn.Module):
         return self.entropy64().hyper(torch.from_numpy(z_sym).double(), size)
 
     # -- encoder-side refinement (engine.refine) --------------------------------------------
-    def refinable_latents(self, y: torch.Tensor, q: int) -> list[torch.Tensor]:
+    def latents(self, y: torch.Tensor, q: int) -> list[torch.Tensor]:
         return [y, self.h_a(y)]
 
     def rd_terms(self, latents: list[torch.Tensor], rounding, q: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -487,7 +449,7 @@ class GlocalModel(nn.Module):
         y_hat = self._run(self.entropy, self.entropy.hyper(z_hat, y.shape[-2:]), step)
         return torch.stack(bits).sum(), self.synthesis(y_hat, q)
 
-    def compress_latents(self, latents: list[torch.Tensor], q: int) -> list[bytes]:
+    def compress(self, latents: list[torch.Tensor], q: int) -> list[bytes]:
         return self.encode_latent(latents[0], q, z=latents[1])[0]
 
     @torch.no_grad()
@@ -496,7 +458,7 @@ class GlocalModel(nn.Module):
         latent the decoder will reconstruct from them."""
         z = self.h_a(y) if z is None else z
         z_sym = torch.round(z).to(torch.int64).cpu().numpy()
-        z_stream = self.table_coder(q).encode(z_sym, _channel_index(tuple(z.shape)))
+        z_stream = self.table_coder(q).encode(z_sym, LevelCoders.channel_index(tuple(z.shape)))
         ys = y.detach().double().cpu().split(self.cfg.slices, dim=1)
         syms: list[np.ndarray] = []
         idxs: list[np.ndarray] = []
@@ -511,17 +473,14 @@ class GlocalModel(nn.Module):
         y_hat = self._run(self.entropy64(), self._hyper64(z_sym, tuple(y.shape[-2:])), step)
         return [z_stream, self.coder.encode(np.concatenate(syms), np.concatenate(idxs))], y_hat
 
-    def compress_latent(self, y: torch.Tensor, q: int) -> list[bytes]:
-        return self.encode_latent(y, q)[0]
-
     @torch.no_grad()
-    def decompress_latent(self, streams: list[bytes], shape: tuple[int, ...], q: int) -> torch.Tensor:
+    def decompress(self, streams: list[bytes], shape: tuple[int, ...], q: int) -> torch.Tensor:
         b, m, h, w = shape
         if m != self.cfg.m:
             raise ValueError(f"latent has {m} channels, the model {self.cfg.m}")
         z_shape = (b, self.cfg.n, -(-h // 4), -(-w // 4))
-        z_sym = self.table_coder(q).decode(streams[0], _channel_index(z_shape)).reshape(z_shape)
-        dec = _PassDecoder(self.coder, streams[1], b * m * h * w)
+        z_sym = self.table_coder(q).decode(streams[0], LevelCoders.channel_index(z_shape)).reshape(z_shape)
+        dec = GaussianPassDecoder(self.coder, streams[1], b * m * h * w)
 
         def step(k: int, mask: torch.Tensor, means: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
             sel = mask.expand_as(means)
@@ -541,5 +500,3 @@ class GlocalCodec(LearnedImageCodec):
     description = ("SwinV2 window + global-token attention transforms, channel/checkerboard context "
                    "(S2LIC-style), variable rate; trained by this project")
     model_class = GlocalModel
-    pad_multiple = 64  # stride 16 x hyper stride 4: whole latent and hyper-latent pixels
-    n_streams = 2

@@ -25,16 +25,16 @@ from torch import nn
 from ..nn import GDN, GainUnit, conv, deconv, ste_round  # first: imports compressai quietly
 from compressai.entropy_models import EntropyBottleneck, GaussianConditional  # noqa: E402
 
-from ..entropy import GaussianCoder, TableCoder
+from ..entropy import GaussianCoder, LevelCoders, TableCoder, factorized_bits, frozen_tables
 
-__all__ = ["ModelConfig", "FactorizedPrior", "MeanScaleHyperprior", "ForwardResult", "LAMBDAS"]
+__all__ = ["ModelConfig", "FactorizedPrior", "MeanScaleHyperprior", "ForwardResult", "LAMBDAS", "Z_BOUND", "gain_init"]
 
 #: Rate-distortion trade-off per quality level (loss = bpp + lambda * 255^2 * MSE): the
 #: lambdas CompressAI publishes for its quality levels 1-6.
 LAMBDAS: tuple[float, ...] = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483)
 
 #: Latent alphabets coded with tables; values beyond go through the coder's escape list.
-_Z_BOUND = 63
+Z_BOUND = 63
 _Y_BOUND = 127
 
 
@@ -86,35 +86,22 @@ def _synthesis(n: int, m: int) -> nn.Sequential:
     )
 
 
-def _gain_init(levels: int) -> torch.Tensor:
+def gain_init(levels: int) -> torch.Tensor:
     # Geometric spacing so higher quality starts with a finer quantiser; training refines it.
     return torch.logspace(-1.0, 1.5, levels, base=2.0)
 
 
-def _pmf_table(eb: EntropyBottleneck, bound: int) -> np.ndarray:
-    """P(round(v) = k) for k in [-bound, bound], per channel, in float64 (C x L)."""
-    eb64 = copy.deepcopy(eb).double().cpu()
-    c = eb64.channels
-    k = torch.arange(-bound, bound + 1, dtype=torch.float64)
-    with torch.no_grad():
-        lik, _, _ = eb64._likelihood(k.view(1, 1, -1).expand(c, 1, -1).contiguous())
-    return lik.view(c, -1).clamp_min(0).numpy()
-
-
-def factorized_bits(eb: EntropyBottleneck, v: torch.Tensor) -> torch.Tensor:
-    """-log2 P(v) summed, under ``eb``'s per-channel density (v: N x C x H x W, any real values).
-
-    The probability of the unit interval around each value, as the coder's tables hold it at the
-    integers; differentiable in ``v``, so latent refinement can follow it.
-    """
-    lik, _, _ = eb._likelihood(v.transpose(0, 1).reshape(v.shape[1], 1, -1))
-    return -torch.log2(eb.likelihood_lower_bound(lik)).sum()
-
-
 class _Base(nn.Module):
-    """Shared pieces: transforms, gains, one EntropyBottleneck per quality level."""
+    """Shared pieces: transforms, gains, one EntropyBottleneck per quality level.
+
+    The :class:`~glocal_codec.codecs.base.LatentModel` contract: stride 16 (four stride-2
+    convolutions), inputs padded to ``pad_multiple``.
+    """
 
     downsample = 16
+    pad_multiple = 16
+    n_streams = 1
+    refine_halo: int | None = None
     bound: int
 
     def __init__(self, cfg: ModelConfig, eb_channels: int) -> None:
@@ -122,19 +109,23 @@ class _Base(nn.Module):
         self.cfg = cfg
         self.g_a = _analysis(cfg.n, cfg.m)
         self.g_s = _synthesis(cfg.n, cfg.m)
-        self.gain = GainUnit(cfg.levels, cfg.m, _gain_init(cfg.levels))
+        self.gain = GainUnit(cfg.levels, cfg.m, gain_init(cfg.levels))
         self.ebs = nn.ModuleList(EntropyBottleneck(eb_channels) for _ in range(cfg.levels))
         # Coding tables, filled by build_tables() at export and loaded with the weights, so
         # the decoder never recomputes a density (bit-exact whatever the thread count).
         self.register_buffer(
             "tables", torch.zeros(cfg.levels, eb_channels, 2 * self.bound + 1, dtype=torch.float64)
         )
-        self._coders: dict[int, TableCoder] = {}
+        self._coders = LevelCoders(self.bound)
+
+    @property
+    def latent_channels(self) -> int:
+        return self.cfg.m
 
     def build_tables(self) -> None:
         """Freeze each quality's density into a float64 probability table (after training)."""
-        for q, eb in enumerate(self.ebs):
-            self.tables[q] = torch.from_numpy(_pmf_table(eb, self.bound))
+        with torch.no_grad():
+            self.tables.copy_(frozen_tables(self.ebs, self.bound))
         self._reset_caches()
 
     def _reset_caches(self) -> None:
@@ -145,18 +136,10 @@ class _Base(nn.Module):
         return super().load_state_dict(*args, **kwargs)
 
     def table_coder(self, q: int) -> TableCoder:
-        if q not in self._coders:
-            t = self.tables[q].cpu().numpy()
-            if not t.any():
-                raise RuntimeError("coding tables are empty: call build_tables() after training")
-            self._coders[q] = TableCoder(t, np.full(t.shape[0], -self.bound))
-        return self._coders[q]
+        """The factorized coder of quality index ``q`` (built from the frozen tables on first use)."""
+        return self._coders.get(self.tables, q)
 
-    @staticmethod
-    def channel_index(shape: tuple[int, ...]) -> np.ndarray:
-        """Channel of each element of a flattened (1, C, H, W) latent."""
-        _, c, h, w = shape
-        return np.repeat(np.arange(c), h * w)
+    channel_index = staticmethod(LevelCoders.channel_index)
 
 
 class FactorizedPrior(_Base):
@@ -186,7 +169,7 @@ class FactorizedPrior(_Base):
 
     # Encoder-side refinement (engine.refine): the latents the encoder may adjust, their rate
     # and reconstruction under a given rounding, and the coding of refined latents.
-    def refinable_latents(self, y: torch.Tensor, q: int) -> list[torch.Tensor]:
+    def latents(self, y: torch.Tensor, q: int) -> list[torch.Tensor]:
         return [y]
 
     def rd_terms(self, latents: list[torch.Tensor], rounding, q: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -194,14 +177,12 @@ class FactorizedPrior(_Base):
         y_hat = rounding(latents[0])
         return factorized_bits(self.ebs[q], y_hat), self.synthesis(y_hat, q)
 
-    def compress_latents(self, latents: list[torch.Tensor], q: int) -> list[bytes]:
-        return self.compress_latent(latents[0], q)
-
-    def compress_latent(self, y: torch.Tensor, q: int) -> list[bytes]:
+    def compress(self, latents: list[torch.Tensor], q: int) -> list[bytes]:
+        y = latents[0]
         sym = torch.round(y).to(torch.int64).cpu().numpy()
         return [self.table_coder(q).encode(sym, self.channel_index(tuple(y.shape)))]
 
-    def decompress_latent(self, streams: list[bytes], shape: tuple[int, ...], q: int) -> torch.Tensor:
+    def decompress(self, streams: list[bytes], shape: tuple[int, ...], q: int) -> torch.Tensor:
         sym = self.table_coder(q).decode(streams[0], self.channel_index(shape))
         return torch.from_numpy(sym.astype(np.float32)).view(shape)
 
@@ -209,7 +190,9 @@ class FactorizedPrior(_Base):
 class MeanScaleHyperprior(_Base):
     """Minnen 2018 mean-scale hyperprior (no autoregressive context)."""
 
-    bound = _Z_BOUND
+    bound = Z_BOUND
+    pad_multiple = 64  # stride 16 x the hyper-latent's stride 4: whole latent and hyper-latent positions
+    n_streams = 2
     #: Latents of halo for tile-by-tile refinement (engine.refine_tiled): a tile's pixels reach 2
     #: latents (g_s) and read latents 2 further; those latents are dequantised around means that
     #: h_s computes from hyper-latents up to 7 latent rows away (measured), so 2 + 2 + 8 = 12.
@@ -275,7 +258,7 @@ class MeanScaleHyperprior(_Base):
             scales, means = self._h_s64[0](z_hat.double().cpu()).chunk(2, 1)
         return self.coder.scale_index(scales.numpy()), means.numpy()
 
-    def refinable_latents(self, y: torch.Tensor, q: int) -> list[torch.Tensor]:
+    def latents(self, y: torch.Tensor, q: int) -> list[torch.Tensor]:
         # z is refined as a free variable too (Yang et al. 2020 optimise both levels)
         return [y, self.h_a(y)]
 
@@ -289,18 +272,15 @@ class MeanScaleHyperprior(_Base):
         bits = factorized_bits(self.ebs[q], z_hat) - torch.log2(lik).sum()
         return bits, self.synthesis(y_hat, q)
 
-    def compress_latents(self, latents: list[torch.Tensor], q: int) -> list[bytes]:
-        return self.compress_latent(latents[0], q, z=latents[1])
-
-    def compress_latent(self, y: torch.Tensor, q: int, z: torch.Tensor | None = None) -> list[bytes]:
-        z = self.h_a(y) if z is None else z
+    def compress(self, latents: list[torch.Tensor], q: int) -> list[bytes]:
+        y, z = latents
         z_sym = torch.round(z).to(torch.int64).cpu().numpy()
         z_stream = self.table_coder(q).encode(z_sym, self.channel_index(tuple(z.shape)))
         idx, means = self.entropy_parameters(torch.from_numpy(z_sym))
         y_sym = np.round(y.double().cpu().numpy() - means).astype(np.int64)
         return [z_stream, self.coder.encode(y_sym, idx)]
 
-    def decompress_latent(self, streams: list[bytes], shape: tuple[int, ...], q: int) -> torch.Tensor:
+    def decompress(self, streams: list[bytes], shape: tuple[int, ...], q: int) -> torch.Tensor:
         b, _, h, w = shape
         z_shape = (b, self.cfg.n, -(-h // 4), -(-w // 4))
         z_sym = self.table_coder(q).decode(streams[0], self.channel_index(z_shape)).reshape(z_shape)

@@ -1,9 +1,18 @@
 """Plugin wrapper shared by the learned image codecs.
 
 Loads the codec's shipped weights (safetensors) once, picks the quality level, pads the input
-to the network's stride, runs the transforms through :mod:`glocal_codec.engine` (tiling big
-images) and the latents through the model's entropy coder. Grayscale images go through the RGB
-network as three equal channels and come back as one channel.
+to the model's ``pad_multiple``, runs the transforms through :mod:`glocal_codec.engine` (tiling
+big images) and the latents through the model's entropy coder. Everything model-specific --
+stride, latent channels, stream count, refinement halo -- is read from the model, which follows
+:class:`~glocal_codec.codecs.base.LatentModel`. Grayscale images go through the RGB network as
+three equal channels and come back as one channel.
+
+A learned codec family is a model class plus a subclass naming it::
+
+    class MyCodec(LearnedImageCodec):
+        name = "mine"
+        description = "..."
+        model_class = MyModel        # a LatentModel; its config dataclass is model_class.config_class
 """
 
 from __future__ import annotations
@@ -16,34 +25,40 @@ import torch
 
 from ..bitstream.errors import CorruptStreamError
 from ..engine import crop, pad_to_multiple, refine_latents, refine_tiled, resolve_device, tiled_apply
-from ..weights import file_sha256, load_state, manifest_entry, weights_path
-from .base import Payload
+from ..errors import WeightsMissingError
+from ..util import file_sha256
+from ..weights import load_state, manifest_entry, weights_path
+from .base import LatentModel, Payload
 from .hyperprior import LAMBDAS, FactorizedPrior, MeanScaleHyperprior, ModelConfig
 
-__all__ = ["LearnedImageCodec", "WeightsMissingError", "TILE_PIXELS"]
+__all__ = ["LearnedImageCodec", "FactorizedCodec", "MshCodec", "TILE_PIXELS"]
 
 #: Images with more pixels than this are run through the transforms tile by tile.
 TILE_PIXELS = 1024 * 1024
-_TILE = 512  # input pixels per tile (a multiple of the 16-pixel stride)
-_HALO = 96  # wider than the analysis transform's 61-pixel receptive field
-#: Refinement of images above TILE_PIXELS goes tile by tile (engine.refine_tiled): 40 x 40
-#: latents (640 x 640 pixels) per tile, so that a window with the model's halo stays under a
-#: megapixel, the size whole-image refinement handles.
-_REFINE_TILE = 40
+_TILE = 512  # input pixels per tile (rounded up to a multiple of the model's stride)
+_HALO = 96  # wider than the 16-stride analysis transform's 61-pixel receptive field
+#: Refinement of images above TILE_PIXELS goes tile by tile (engine.refine_tiled): 640 x 640
+#: pixels per tile (40 x 40 latents at stride 16), so that a window with the model's halo stays
+#: under a megapixel, the size whole-image refinement handles.
+_REFINE_TILE_PIXELS = 640
 
 
-class WeightsMissingError(RuntimeError):
-    """The codec's weights file is not installed."""
+def _up(v: int, m: int) -> int:
+    """``v`` rounded up to a multiple of ``m``."""
+    return -(-v // m) * m
 
 
 class LearnedImageCodec:
-    """Base for learned codecs whose model has ``analysis``/``synthesis`` and latent coding."""
+    """Base for learned image codecs: runs a :class:`~glocal_codec.codecs.base.LatentModel`.
+
+    Implements :class:`~glocal_codec.codecs.Codec`, :class:`~glocal_codec.codecs.Refinable`
+    and :class:`~glocal_codec.codecs.Placeable`.
+    """
 
     name: str
     media: Literal["image"] = "image"
     description: str = ""
     model_class: type
-    pad_multiple = 64  # g_a (16) x h_a (4): every latent and hyper-latent has whole pixels
 
     def __init__(self, device: str | torch.device | None = None) -> None:
         self.device = resolve_device(device)
@@ -80,7 +95,7 @@ class LearnedImageCodec:
         return self._digest
 
     @property
-    def model(self) -> torch.nn.Module:
+    def model(self) -> LatentModel:
         with self._lock:
             if self._model is None:
                 if not self.weights_available():
@@ -97,8 +112,14 @@ class LearnedImageCodec:
                 with torch.inference_mode(False):
                     model = self.model_class(config_class(**cfg))
                     model.load_state_dict(load_state(self.weights_file))
+                    if not isinstance(model, LatentModel):
+                        raise TypeError(f"{self.model_class.__name__} does not follow the LatentModel contract")
                     self._model = model.to(self.device).eval().requires_grad_(False)
             return self._model
+
+    @property
+    def pad_multiple(self) -> int:
+        return int(self.model.pad_multiple)
 
     # -- coding ------------------------------------------------------------------------------
     def _check_quality(self, quality: int) -> int:
@@ -106,28 +127,32 @@ class LearnedImageCodec:
             raise ValueError(f"{self.name}: quality must be one of {list(self.qualities)}, got {quality}")
         return quality - 1
 
-    def _transform(self, fn, x: torch.Tensor, scale: float) -> torch.Tensor:
-        big = x.shape[-2] * x.shape[-1] * (1 if scale < 1 else 256) > TILE_PIXELS
-        if not big:
+    def _transform(self, fn, x: torch.Tensor, analysis: bool) -> torch.Tensor:
+        """``fn`` (analysis: pixels -> latents; else latents -> pixels), tile by tile when big."""
+        ds = int(self.model.downsample)
+        pixels = x.shape[-2] * x.shape[-1] * (1 if analysis else ds * ds)
+        if pixels <= TILE_PIXELS:
             return fn(x)
-        if scale < 1:
-            return tiled_apply(fn, x, scale=scale, tile=_TILE, halo=_HALO, align=16)
-        return tiled_apply(fn, x, scale=scale, tile=_TILE // 16, halo=_HALO // 16)
-
-    @property
-    def refinable(self) -> bool:
-        """Whether ``encode(..., refine=N)`` works: the model states its rate-distortion terms."""
-        return hasattr(self.model_class, "rd_terms")
+        tile, halo = _up(_TILE, ds), _up(_HALO, ds)
+        if analysis:
+            return tiled_apply(fn, x, scale=1 / ds, tile=tile, halo=halo, align=ds)
+        return tiled_apply(fn, x, scale=ds, tile=tile // ds, halo=halo // ds)
 
     @torch.inference_mode()
     def encode(self, x: torch.Tensor, quality: int, *, refine: int = 0) -> Payload:
         """Encode ``x``; ``refine`` > 0 runs that many latent-refinement steps first
         (:mod:`glocal_codec.engine.refine`: slower encode, same decoder, same file format)."""
+        return self._encode(x, quality, refine)
+
+    def encode_refined(self, x: torch.Tensor, quality: int, steps: int) -> Payload:
+        """:class:`~glocal_codec.codecs.Refinable`: ``steps`` latent-refinement steps, then code."""
+        with torch.inference_mode():
+            return self._encode(x, quality, steps)
+
+    def _encode(self, x: torch.Tensor, quality: int, refine: int) -> Payload:
         q = self._check_quality(quality)
         if refine < 0:
             raise ValueError(f"refine must be >= 0 steps, got {refine}")
-        if refine and not self.refinable:
-            raise ValueError(f"{self.name} does not support encoder-side refinement (--refine)")
         if x.dim() != 4 or x.shape[0] != 1 or x.shape[1] not in (1, 3):
             raise ValueError(f"expected a 1 x C x H x W tensor with C in (1, 3), got {tuple(x.shape)}")
         c, h, w = x.shape[1:]
@@ -135,17 +160,17 @@ class LearnedImageCodec:
         xin = pad_to_multiple(xin.to(self.device, torch.float32), self.pad_multiple)
         model = self.model
         tiled = bool(refine) and h * w > TILE_PIXELS
-        if tiled and getattr(self.model_class, "refine_halo", None) is None:
+        if tiled and model.refine_halo is None:
             # back-propagating through a whole large image does not fit; tiles need a local model
             raise ValueError(f"{self.name} refines images up to {TILE_PIXELS:,} pixels (its attention and context "
                              f"see the whole latent, so it cannot refine tile by tile); this one has {h * w:,}")
-        y = self._transform(lambda t: model.analysis(t, q), xin, 1 / 16)
+        y = self._transform(lambda t: model.analysis(t, q), xin, analysis=True)
         if tiled:
             streams = self._refined_tiles(xin, y, q, h, w, refine)
         elif refine:
             streams = self._refined_streams(xin, y, q, h, w, refine)
         else:
-            streams = model.compress_latent(y, q)
+            streams = model.compress(model.latents(y, q), q)
         return Payload(shape=(c, h, w), quality=quality, streams=tuple(streams))
 
     def _refined_streams(self, xin: torch.Tensor, y: torch.Tensor, q: int, h: int, w: int,
@@ -155,14 +180,14 @@ class LearnedImageCodec:
             # normal (not inference-mode) copies: autograd cannot record ops on inference tensors
             x_ref, y = crop(xin, h, w).clone(), y.clone()
             with torch.no_grad():
-                start = model.refinable_latents(y, q)
+                start = model.latents(y, q)
 
             def objective(latents, rounding):
                 bits, x_hat = model.rd_terms(list(latents), rounding, q)
                 return bits, ((crop(x_hat, h, w) - x_ref) ** 2).sum()
 
             latents = refine_latents(start, objective, LAMBDAS[q], h * w, steps)
-        return model.compress_latents(latents, q)
+        return model.compress(latents, q)
 
     def _refined_tiles(self, xin: torch.Tensor, y: torch.Tensor, q: int, h: int, w: int,
                        steps: int) -> list[bytes]:
@@ -172,15 +197,16 @@ class LearnedImageCodec:
         would need windows wide enough for the hyper-synthesis's reach on top of the synthesis's.
         """
         model = self.model
-        align = self.pad_multiple // 16  # hyper-latents have whole positions inside every window
+        ds = int(model.downsample)
+        align = int(model.pad_multiple) // ds  # hyper-latents have whole positions inside every window
         with torch.inference_mode(False):
             x_ref, y = crop(xin, h, w).clone(), y.clone()
             with torch.no_grad():
-                held = model.refinable_latents(y, q)[1:]
+                held = model.latents(y, q)[1:]
 
             y = refine_tiled(y, self._window_objective(x_ref, y.shape[-1], held, q), LAMBDAS[q], steps,
-                             tile=_REFINE_TILE, halo=model.refine_halo, align=align)
-        return model.compress_latents([y, *held], q)
+                             tile=_up(max(1, _REFINE_TILE_PIXELS // ds), align), halo=model.refine_halo, align=align)
+        return model.compress([y, *held], q)
 
     def _window_objective(self, x_ref: torch.Tensor, grid_width: int, held: list[torch.Tensor], q: int):
         """(bits, squared error) of a latent window, the held latents cut to the same box.
@@ -188,6 +214,7 @@ class LearnedImageCodec:
         ``x_ref`` is the unpadded image; pixels of the window that fall in the padding are left out.
         """
         model = self.model
+        ds = int(model.downsample)
         h, w = x_ref.shape[-2:]
 
         def window_objective(box, window, rounding):
@@ -197,7 +224,7 @@ class LearnedImageCodec:
                 r = grid_width // t.shape[-1]  # 4 for msh's hyper-latent
                 others.append(t[..., y0 // r:y1 // r, x0 // r:x1 // r])
             bits, x_hat = model.rd_terms([window, *others], rounding, q)
-            ref = x_ref[..., y0 * 16:min(y1 * 16, h), x0 * 16:min(x1 * 16, w)]
+            ref = x_ref[..., y0 * ds:min(y1 * ds, h), x0 * ds:min(x1 * ds, w)]
             return bits, ((x_hat[..., :ref.shape[-2], :ref.shape[-1]] - ref) ** 2).sum()
 
         return window_objective
@@ -206,34 +233,29 @@ class LearnedImageCodec:
     def decode(self, payload: Payload) -> torch.Tensor:
         q = self._check_quality(payload.quality)
         c, h, w = payload.shape
-        m = self.pad_multiple
-        ph, pw = -(-h // m) * m, -(-w // m) * m
-        latent = (1, self.model.cfg.m, ph // 16, pw // 16)
+        model = self.model
+        m, ds = int(model.pad_multiple), int(model.downsample)
+        latent = (1, int(model.latent_channels), _up(h, m) // ds, _up(w, m) // ds)
         if payload.params:  # the learned image codecs write none; extra header bytes mean a damaged file
             raise CorruptStreamError(f"{self.name} files carry no codec parameters, found {len(payload.params)} bytes")
-        if len(payload.streams) != self.n_streams:
-            raise CorruptStreamError(f"{self.name} expects {self.n_streams} streams, got {len(payload.streams)}")
-        y_hat = self.model.decompress_latent(list(payload.streams), latent, q).to(self.device)
-        x_hat = self._transform(lambda t: self.model.synthesis(t, q), y_hat, 16)
+        if len(payload.streams) != model.n_streams:
+            raise CorruptStreamError(f"{self.name} expects {model.n_streams} streams, got {len(payload.streams)}")
+        y_hat = model.decompress(list(payload.streams), latent, q).to(self.device)
+        x_hat = self._transform(lambda t: model.synthesis(t, q), y_hat, analysis=False)
         x_hat = crop(x_hat, h, w).clamp_(0, 1)
         if c == 1:
             # back to one channel: the mean of the three (the network sees gray as R=G=B)
             x_hat = x_hat.mean(dim=1, keepdim=True)
         return x_hat.float().cpu()
 
-    n_streams = 1
-
 
 class FactorizedCodec(LearnedImageCodec):
     name = "factorized"
     description = "Ballé 2017 factorized prior (GDN transforms), variable rate; trained by this project"
     model_class = FactorizedPrior
-    pad_multiple = 16
-    n_streams = 1
 
 
 class MshCodec(LearnedImageCodec):
     name = "msh"
     description = "Minnen 2018 mean-scale hyperprior, variable rate (gain units); trained by this project"
     model_class = MeanScaleHyperprior
-    n_streams = 2

@@ -1,22 +1,28 @@
-"""Codec registry: ``register_codec``, ``open_codec``, ``list_codecs``.
+"""Codec registry: ``open_codec``, ``list_codecs``, ``register_codec``.
 
-Built-in codecs register on import of :mod:`glocal_codec.codecs`; third-party codecs through the
-entry-point group ``glocal_codec.codecs`` (like Pillow's image plugins), loaded on first use.
-An entry point may point at a module that calls :func:`register_codec` itself, or at a codec
-class / factory carrying a ``codec_id`` attribute (>= ``THIRD_PARTY_MIN_ID``).
+Built-in codecs are rows of the frozen table in :mod:`.ids` (name, id, ``module:Class``); their
+modules are imported on first use, so nothing here imports a codec. Third-party codecs
+register through the entry-point group ``glocal_codec.codecs`` (like Pillow's image plugins),
+loaded on first use: an entry point names a codec class / factory carrying a ``codec_id``
+attribute (>= ``THIRD_PARTY_MIN_ID``), or a module that calls :func:`register_codec` itself.
+A codec whose module cannot be imported, or whose factory raises
+:class:`~glocal_codec.errors.CodecUnavailableError` (a missing FFmpeg encoder, say), is
+*unavailable*: it is left out of :func:`list_codecs`, and opening it or a file it made is a
+clear :class:`CodecUnavailableError` that says why.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import threading
 from dataclasses import dataclass
 from importlib import metadata
 from typing import Callable, Iterable
 
-from ..bitstream.errors import UnknownCodecError
-from .base import Codec
-from .ids import CODEC_IDS, CODEC_NAMES, THIRD_PARTY_MIN_ID
+from ..bitstream.errors import CodecUnavailableError, UnknownCodecError
+from .base import Codec, Refinable
+from .ids import CODEC_IDS, CODEC_NAMES, CODEC_TABLE, THIRD_PARTY_MIN_ID
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -24,6 +30,8 @@ __all__ = [
     "register_codec",
     "unregister_codec",
     "open_codec",
+    "codec_class",
+    "codec_names",
     "list_codecs",
     "codec_id",
     "codec_name",
@@ -40,7 +48,8 @@ Factory = Callable[[], Codec]
 class _Entry:
     name: str
     codec_id: int
-    factory: Factory
+    factory: Factory | None  # None: a built-in row whose module is imported on first use
+    target: str | None = None
 
 
 @dataclass(frozen=True)
@@ -55,20 +64,24 @@ class CodecInfo:
     weights_available: bool
     description: str
     refinable: bool = False  # accepts encoder-side latent refinement (encode --refine N)
+    has_weights: bool = False  # a learned codec (weights shipped with the package)
 
 
-_registry: dict[str, _Entry] = {}
-_by_id: dict[int, str] = {}
+_registry: dict[str, _Entry] = {
+    row.name: _Entry(row.name, row.codec_id, None, row.target) for row in CODEC_TABLE if row.target
+}
+_by_id: dict[int, str] = {e.codec_id: e.name for e in _registry.values()}
 _instances: dict[str, Codec] = {}
-_lock = threading.Lock()
+_unavailable: dict[str, str] = {}  # name -> why it cannot be opened here
+_lock = threading.RLock()
 _entry_points_loaded = False
 
 
 def register_codec(name: str, *, codec_id: int | None = None) -> Callable[[Factory], Factory]:
-    """Class/factory decorator registering a codec under ``name``.
+    """Class/factory decorator registering a codec under ``name`` at run time.
 
-    Built-in names take their id from the frozen table in :mod:`.ids`; a third-party codec
-    must pass its own ``codec_id`` (>= ``THIRD_PARTY_MIN_ID``).
+    Third-party codecs pass their own ``codec_id`` (>= ``THIRD_PARTY_MIN_ID``). A name of the
+    frozen table may be re-registered with its own id only (tests swap in stand-ins that way).
     """
 
     def deco(factory: Factory) -> Factory:
@@ -88,18 +101,24 @@ def register_codec(name: str, *, codec_id: int | None = None) -> Callable[[Facto
             _registry[name] = _Entry(name, cid, factory)
             _by_id[cid] = name
             _instances.pop(name, None)
+            _unavailable.pop(name, None)
         return factory
 
     return deco
 
 
 def unregister_codec(name: str) -> None:
-    """Remove a codec (used by tests that register temporary plugins)."""
+    """Remove a run-time registration (tests' temporary plugins); built-in rows come back."""
     with _lock:
         entry = _registry.pop(name, None)
         if entry is not None:
             _by_id.pop(entry.codec_id, None)
         _instances.pop(name, None)
+        _unavailable.pop(name, None)
+        row = next((r for r in CODEC_TABLE if r.name == name and r.target), None)
+        if row is not None:
+            _registry[name] = _Entry(row.name, row.codec_id, None, row.target)
+            _by_id[row.codec_id] = name
 
 
 def load_entry_points(entry_points: Iterable[metadata.EntryPoint] | None = None) -> list[str]:
@@ -135,18 +154,49 @@ def load_entry_points(entry_points: Iterable[metadata.EntryPoint] | None = None)
 
 
 def _ensure_loaded() -> None:
-    from . import _builtin  # noqa: F401 - registers the built-in codecs
-
     if not _entry_points_loaded:
         load_entry_points()
+
+
+def _unknown(name: str) -> UnknownCodecError:
+    known = ", ".join(sorted(n for n in _registry if n not in _unavailable))
+    if name in CODEC_IDS and name not in _registry:
+        return CodecUnavailableError(f"codec {name!r} (id {CODEC_IDS[name]}) is reserved but not built yet")
+    return UnknownCodecError(f"unknown codec {name!r}; known: {known}")
+
+
+def codec_class(name: str) -> Factory:
+    """The class (or factory) registered as ``name``, importing its module if needed.
+
+    Cheap: nothing is instantiated and no weights are read. Raises
+    :class:`CodecUnavailableError` when the module cannot be imported here.
+    """
+    _ensure_loaded()
+    with _lock:
+        entry = _registry.get(name)
+    if entry is None:
+        raise _unknown(name)
+    if entry.factory is not None:
+        return entry.factory
+    if name in _unavailable:
+        raise CodecUnavailableError(f"codec {name!r} is not available in this installation: {_unavailable[name]}")
+    module, _, attr = entry.target.partition(":")
+    try:
+        factory = getattr(importlib.import_module(f"{__package__}.{module}"), attr)
+    except ImportError as err:  # an optional dependency (PyAV, an encoder library) is missing
+        with _lock:
+            _unavailable[name] = f"{type(err).__name__}: {err}"
+        raise CodecUnavailableError(f"codec {name!r} is not available in this installation: {err}") from None
+    return factory
 
 
 def codec_id(name: str) -> int:
     """The id written into files for codec ``name``."""
     _ensure_loaded()
-    if name not in _registry:
-        raise UnknownCodecError(f"unknown codec {name!r}; known: {', '.join(sorted(_registry))}")
-    return _registry[name].codec_id
+    entry = _registry.get(name)
+    if entry is None:
+        raise _unknown(name)
+    return entry.codec_id
 
 
 def codec_name(cid: int) -> str:
@@ -154,33 +204,45 @@ def codec_name(cid: int) -> str:
     _ensure_loaded()
     name = _by_id.get(cid)
     if name is None:
-        hint = f" ({CODEC_NAMES[cid]!r}, not available in this installation)" if cid in CODEC_NAMES else ""
-        raise UnknownCodecError(f"unknown codec id {cid}{hint}")
+        if cid in CODEC_NAMES:
+            raise CodecUnavailableError(f"codec id {cid} ({CODEC_NAMES[cid]!r}) is not available in this installation")
+        raise UnknownCodecError(f"unknown codec id {cid}")
     return name
+
+
+def codec_names() -> list[str]:
+    """Every registered name (available or not), in id order; imports nothing."""
+    _ensure_loaded()
+    return sorted(_registry, key=lambda n: _registry[n].codec_id)
 
 
 def open_codec(name: str) -> Codec:
     """Return the (cached) codec instance registered as ``name``."""
-    _ensure_loaded()
     with _lock:
         inst = _instances.get(name)
         if inst is not None:
             return inst
-        entry = _registry.get(name)
-    if entry is None:
-        raise UnknownCodecError(f"unknown codec {name!r}; known: {', '.join(sorted(_registry))}")
-    inst = entry.factory()
+    factory = codec_class(name)
+    try:
+        inst = factory()
+    except CodecUnavailableError as err:
+        with _lock:
+            _unavailable[name] = str(err)
+        raise
     with _lock:
         _instances.setdefault(name, inst)
         return _instances[name]
 
 
 def list_codecs(media: str | None = None) -> list[CodecInfo]:
-    """Every registered codec, sorted by id (the frozen table's order)."""
-    _ensure_loaded()
+    """Every codec available in this installation, sorted by id (the frozen table's order)."""
     infos = []
-    for name in sorted(_registry, key=lambda n: _registry[n].codec_id):
-        c = open_codec(name)
+    for name in codec_names():
+        try:
+            c = open_codec(name)
+        except CodecUnavailableError as err:
+            _log.info("codec %s unavailable: %s", name, err)
+            continue
         if media is not None and c.media != media:
             continue
         infos.append(
@@ -192,7 +254,9 @@ def list_codecs(media: str | None = None) -> list[CodecInfo]:
                 default_quality=c.default_quality,
                 weights_available=c.weights_available(),
                 description=c.description,
-                refinable=bool(getattr(c, "refinable", False)),
+                refinable=isinstance(c, Refinable),
+                has_weights=c.weights_digest(c.default_quality) != b"\x00\x00\x00\x00"
+                if c.weights_available() else True,
             )
         )
     return infos

@@ -24,6 +24,7 @@ from typing import Optional
 import numpy as np
 from PIL import Image
 
+from ..util import file_sha256
 from .catalog import DATASETS, KODAK, ArchiveSpec, DatasetSpec, FileSpec
 from .download import (
     CACHE_ENV,
@@ -33,7 +34,6 @@ from .download import (
     cache_dir,
     download,
     extract_images,
-    sha256_file,
 )
 
 __all__ = [
@@ -54,7 +54,6 @@ __all__ = [
     "list_images",
     "cache_dir",
     "download",
-    "sha256_file",
     "pixels_sha256",
     "verify_file",
     "load_dataset",
@@ -136,7 +135,7 @@ def verify_file(path: str | os.PathLike, spec: FileSpec) -> str:
     """Check ``path`` against ``spec``; return ``"sha256"`` (same bytes) or ``"pixels"`` (same
     pixels, different file encoding). Raises :class:`ChecksumError` naming the file otherwise."""
     path = Path(path)
-    file_digest = sha256_file(path)
+    file_digest = file_sha256(path)
     if file_digest == spec.sha256:
         return "sha256"
     try:
@@ -261,7 +260,7 @@ def _load_cached(spec: DatasetSpec, folder: Path, download_missing: bool, opener
 
 def _fetch_archive(arc: ArchiveSpec, folder: Path, opener: Optional[Opener]) -> None:
     zpath = folder / "_archives" / Path(arc.url).name
-    if not (zpath.is_file() and zpath.stat().st_size == arc.size and sha256_file(zpath) == arc.sha256):
+    if not (zpath.is_file() and zpath.stat().st_size == arc.size and file_sha256(zpath) == arc.sha256):
         try:
             download(arc.url, zpath, sha256=arc.sha256, size=arc.size, opener=opener)
         except DownloadError as err:

@@ -24,7 +24,6 @@ __all__ = [
     "ChecksumError",
     "cache_dir",
     "download",
-    "sha256_file",
     "extract_images",
     "Opener",
 ]
@@ -54,15 +53,6 @@ def cache_dir() -> Path:
     xdg = os.environ.get("XDG_CACHE_HOME")
     base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
     return base / "glocal-codec"
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    """Hex sha256 of a file, read in 1 MiB chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(_CHUNK), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def download(url: str, dest: str | os.PathLike, *, sha256: Optional[str] = None, size: Optional[int] = None,

@@ -21,7 +21,7 @@ import constriction
 from ..bitstream.errors import CorruptStreamError
 from ..bitstream.varint import decode_varint, encode_varint
 
-__all__ = ["GaussianCoder", "TableCoder", "default_scale_table", "ideal_bits_gaussian"]
+__all__ = ["GaussianCoder", "GaussianPassDecoder", "TableCoder", "default_scale_table", "ideal_bits_gaussian"]
 
 _model = constriction.stream.model
 _queue = constriction.stream.queue
@@ -142,6 +142,40 @@ class GaussianCoder:
         stds = self.scale_table[indexes]
         symbols = np.asarray(_range_decode(dec, self._family, np.zeros_like(stds), stds), dtype=np.int32)
         return _apply_escapes(symbols, escapes)
+
+
+class GaussianPassDecoder:
+    """Decodes a :class:`GaussianCoder` stream in consecutive chunks (one per coding pass).
+
+    Context models (checkerboard and channel-slice passes, He et al. 2021/2022) learn the next
+    pass's scales only after decoding the previous one. The encoder writes every pass with one
+    ``GaussianCoder.encode`` call over the concatenated symbols (one stream: the range coder's
+    state carries over, so nothing is lost between passes); this reads it back chunk by chunk
+    from the same range decoder, applying the stream's escapes as their positions come up.
+    """
+
+    def __init__(self, coder: GaussianCoder, data: bytes, total: int) -> None:
+        self.coder = coder
+        self.escapes, pos = _read_escapes(data, total)
+        self.dec = _queue.RangeDecoder(_words(data, pos))
+        self.pos, self.total, self._e = 0, int(total), 0
+
+    def decode(self, indexes: np.ndarray) -> np.ndarray:
+        """The next ``indexes.size`` symbols (int64), under the scales those indexes pick."""
+        indexes = np.asarray(indexes).reshape(-1)
+        k = int(indexes.size)
+        if self.pos + k > self.total:
+            raise CorruptStreamError("more symbols requested than the stream holds")
+        if not k:
+            return np.zeros(0, np.int64)
+        stds = self.coder.scale_table[indexes]
+        sym = np.asarray(_range_decode(self.dec, self.coder._family, np.zeros_like(stds), stds), dtype=np.int64)
+        while self._e < len(self.escapes) and self.escapes[self._e][0] < self.pos + k:
+            i, v = self.escapes[self._e]
+            sym[i - self.pos] = v
+            self._e += 1
+        self.pos += k
+        return sym
 
 
 class TableCoder:

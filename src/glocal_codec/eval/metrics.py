@@ -32,7 +32,6 @@ Every metric sees what a user gets from the decoded PNG: both images are first r
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 import threading
@@ -42,6 +41,8 @@ from pathlib import Path
 from typing import Optional
 
 import torch
+
+from ..util import file_sha256, psnr
 
 __all__ = [
     "MS_SSIM_WEIGHTS",
@@ -79,20 +80,6 @@ def _to8(x: torch.Tensor) -> torch.Tensor:
 def _check(a: torch.Tensor, b: torch.Tensor) -> None:
     if a.shape != b.shape:
         raise ValueError(f"images differ in shape: {tuple(a.shape)} vs {tuple(b.shape)}")
-
-
-def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    """PSNR in dB over all channels of two images in [0, 1], both first rounded to 8 bits.
-
-    ``10 log10(255^2 / MSE)``; ``inf`` for identical images.
-    """
-    _check(a, b)
-    # exact integer arithmetic: the same value whatever the thread count or summation order
-    diff = _to8(a).to(torch.int64) - _to8(b).to(torch.int64)
-    sse = int((diff * diff).sum().item())
-    if sse == 0:
-        return float("inf")
-    return 10 * math.log10(255.0**2 * diff.numel() / sse)
 
 
 def ms_ssim_scales(height: int, width: int) -> int:
@@ -223,14 +210,6 @@ def _load_alexnet_features(path: Path) -> dict[str, torch.Tensor]:
     return sd
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _heads_path(data_dir: Optional[Path]) -> Optional[Path]:
     try:
         import lpips
@@ -240,7 +219,7 @@ def _heads_path(data_dir: Optional[Path]) -> Optional[Path]:
             return p
     except ImportError:
         pass
-    if data_dir is not None and (data_dir / _DATA_HEADS).is_file() and _sha256(data_dir / _DATA_HEADS) == _HEADS_SHA256:
+    if data_dir is not None and (data_dir / _DATA_HEADS).is_file() and file_sha256(data_dir / _DATA_HEADS) == _HEADS_SHA256:
         return data_dir / _DATA_HEADS
     return None
 
@@ -275,12 +254,12 @@ def lpips_status(weights: str | os.PathLike | None = None,
         return LpipsStatus(True, f"user file {p.name}", str(p))
     hub = _hub_alexnet()
     if hub.is_file():
-        if _sha256(hub).startswith(TORCHVISION_ALEXNET.split("-")[-1].split(".")[0]):
+        if file_sha256(hub).startswith(TORCHVISION_ALEXNET.split("-")[-1].split(".")[0]):
             return LpipsStatus(True, "torchvision alexnet-owt-7be5be79 (ImageNet)", str(hub))
         warnings.warn(f"{hub} does not match its sha256 prefix; ignored for LPIPS", stacklevel=2)
     if root_path is not None:
         p = root_path / _DATA_ALEXNET
-        if p.is_file() and _sha256(p) == _DATA_ALEXNET_SHA256:
+        if p.is_file() and file_sha256(p) == _DATA_ALEXNET_SHA256:
             return LpipsStatus(True, "AlexNet features converted from lpips_torch2tf (Keras)", str(p))
     where = [str(hub)]
     if root_path is not None:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
 
+from ..util import atomic_write
 from .anchors import published_anchors
 from .bdrate import Curve, compare
 from .runner import EvalError, EvalResults, Summary, summarize
@@ -132,17 +133,6 @@ def bd_table(results: EvalResults, anchor: str, metric: str = "psnr", method: st
 
 
 # -- writing -------------------------------------------------------------------------------------
-def _atomic_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _fmt(v: Optional[float], digits: int = 3, signed: bool = False) -> str:
     if v is None:
         return "n/a"
@@ -230,8 +220,8 @@ def write_report(results: EvalResults, folder: str | os.PathLike, anchor: Option
 
     files["summary_md"] = folder / "summary.md"
     files["summary_html"] = folder / "summary.html"
-    _atomic_text(files["summary_md"], _markdown(results, summary, tables, anchor, method, notes_all, files))
-    _atomic_text(files["summary_html"], _html(results, summary, tables, anchor, method, notes_all, files))
+    atomic_write(files["summary_md"], force=True, content=_markdown(results, summary, tables, anchor, method, notes_all, files))
+    atomic_write(files["summary_html"], force=True, content=_html(results, summary, tables, anchor, method, notes_all, files))
     return files
 
 

@@ -23,7 +23,6 @@ Work is split into one task per image x codec (all of its qualities), run
 from __future__ import annotations
 
 import concurrent.futures as cf
-import hashlib
 import json
 import math
 import multiprocessing
@@ -39,11 +38,12 @@ import torch
 from .. import __version__ as _version
 from .. import api
 from ..codecs import open_codec
-from ..codecs.learned import WeightsMissingError
+from ..errors import WeightsMissingError
 from ..datasets import Dataset
 from ..imageio import load_image, to_tensor
 from .metrics import get_lpips, lpips_status, ms_ssim, ms_ssim_db, ms_ssim_scales, psnr
 from .variants import parse_codec_label
+from ..util import atomic_write, file_sha256
 
 __all__ = [
     "RESULTS_FORMAT",
@@ -159,14 +159,7 @@ def save_results(results: EvalResults, path: str | os.PathLike) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(results.to_json(), indent=1, allow_nan=False) + "\n"
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, text, force=True)
     return path
 
 
@@ -282,14 +275,6 @@ def _ray_task(task: _Task) -> list[EvalRecord]:  # pragma: no cover - runs insid
 
 
 # -- orchestration -------------------------------------------------------------------------------
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _image_size(path: Path) -> tuple[int, int]:
     from PIL import Image
 
@@ -349,7 +334,7 @@ def evaluate(dataset: Dataset, codecs: Sequence[str], qualities: Optional[Sequen
     status = lpips_status(lpips_weights, data_dir) if lpips else None
     if status is not None and not status.available:
         say(status.message)
-    images = [ImageRecord(e.id, _sha256(e.path), *_image_size(e.path)) for e in dataset.images]
+    images = [ImageRecord(e.id, file_sha256(e.path), *_image_size(e.path)) for e in dataset.images]
     by_id = {i.id: i for i in images}
     results_path = Path(results_path)
     old: Optional[EvalResults] = None

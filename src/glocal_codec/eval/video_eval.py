@@ -24,6 +24,7 @@ from typing import Any, Callable, Optional, Sequence
 import torch
 
 from ..codecs import open_codec
+from ..util import atomic_write
 from .bdrate import bd_quality, bd_rate
 from .metrics import ms_ssim, ms_ssim_db, psnr
 
@@ -66,10 +67,9 @@ def load_video_results(path: str | os.PathLike) -> list[VideoRecord]:
 
 def _save(path: Path, records: list[VideoRecord], meta: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps({"format": VIDEO_RESULTS_FORMAT, **meta,
-                               "records": [asdict(r) for r in sorted(records, key=lambda r: r.key)]}, indent=1))
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps({"format": VIDEO_RESULTS_FORMAT, **meta,
+                                   "records": [asdict(r) for r in sorted(records, key=lambda r: r.key)]}, indent=1),
+                 force=True)
 
 
 def _frame_metrics(x: torch.Tensor, y: torch.Tensor) -> tuple[list[float], list[Optional[float]]]:
@@ -210,10 +210,8 @@ def write_video_report(records: Sequence[VideoRecord], folder: str | os.PathLike
         if summary:
             ax.legend(fontsize=8)
         fig.tight_layout()
-        tmp = files[key].with_name(files[key].stem + ".tmp.png")
-        fig.savefig(tmp)
+        atomic_write(files[key], lambda tmp: fig.savefig(tmp, format="png"), force=True, suffix=".png")
         plt.close(fig)
-        os.replace(tmp, files[key])
     lines = [f"# Video evaluation: {', '.join(clips)}", "",
              "Rate is the real size of the complete .glc file (header included); PSNR over RGB 8-bit, mean of the "
              "frames; encode time of an INR codec is its fitting time.", "",
@@ -232,7 +230,5 @@ def write_video_report(records: Sequence[VideoRecord], folder: str | os.PathLike
             rate, qual, note = _bd(summary, anchor, codec, "psnr")
             lines.append(f"| {codec} | {'n/a' if rate is None else f'{rate:+.2f}'} | "
                          f"{'n/a' if qual is None else f'{qual:+.3f}'} | {note} |")
-    tmp = files["summary_md"].with_name("summary.md.tmp")
-    tmp.write_text("\n".join(lines) + "\n")
-    os.replace(tmp, files["summary_md"])
+    atomic_write(files["summary_md"], "\n".join(lines) + "\n", force=True)
     return files

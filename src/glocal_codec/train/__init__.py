@@ -1,5 +1,5 @@
 """Training: the variable-rate loop, data sampling and weight export."""
 
-from .loop import MODELS, TrainConfig, TrainResult, build_model, rd_loss, train
+from .loop import TrainConfig, TrainResult, build_model, model_class, rd_loss, train, trainable_codecs
 
-__all__ = ["MODELS", "TrainConfig", "TrainResult", "build_model", "rd_loss", "train"]
+__all__ = ["TrainConfig", "TrainResult", "build_model", "model_class", "rd_loss", "train", "trainable_codecs"]

@@ -25,15 +25,37 @@ from typing import Callable
 
 import torch
 
-from ..codecs.glocal import GlocalModel
-from ..codecs.hyperprior import LAMBDAS, FactorizedPrior, MeanScaleHyperprior, ModelConfig
+from ..codecs import codec_class, codec_names
+from ..codecs.hyperprior import LAMBDAS, ModelConfig
+from ..codecs.learned import LearnedImageCodec
 from .data import CropSampler, find_images
+from ..util import atomic_write
 from .widen import is_narrower, widen_state
 
-__all__ = ["TrainConfig", "TrainResult", "MODELS", "build_model", "model_config", "init_from", "rd_loss", "train",
-           "world_info", "parse_arch"]
+__all__ = ["TrainConfig", "TrainResult", "trainable_codecs", "model_class", "build_model", "model_config", "init_from",
+           "rd_loss", "train", "world_info", "parse_arch"]
 
-MODELS: dict[str, type] = {"msh": MeanScaleHyperprior, "factorized": FactorizedPrior, "glocal": GlocalModel}
+
+def _learned(name: str) -> type | None:
+    """The plugin class of ``name`` if it is a learned image codec (trainable), else None."""
+    try:
+        cls = codec_class(name)
+    except ValueError:  # unknown or unavailable codec
+        return None
+    return cls if isinstance(cls, type) and issubclass(cls, LearnedImageCodec) else None
+
+
+def trainable_codecs() -> list[str]:
+    """Every registered codec this loop can train: the learned image codecs, in id order."""
+    return [n for n in codec_names() if _learned(n) is not None]
+
+
+def model_class(codec: str) -> type:
+    """The network class of ``codec`` (its plugin's ``model_class``), from the registry."""
+    cls = _learned(codec)
+    if cls is None:
+        raise ValueError(f"no trainer for codec {codec!r}; trainable: {', '.join(trainable_codecs())}")
+    return cls.model_class
 
 
 @dataclass
@@ -95,9 +117,7 @@ class TrainResult:
 
 def model_config(codec: str, n: int | None = None, m: int | None = None, **arch):
     """The config dataclass of ``codec``'s model (``model_class.config_class``, else ModelConfig)."""
-    if codec not in MODELS:
-        raise ValueError(f"no trainer for codec {codec!r}; trainable: {', '.join(MODELS)}")
-    config_class = getattr(MODELS[codec], "config_class", ModelConfig)
+    config_class = getattr(model_class(codec), "config_class", ModelConfig)
     given = {k: v for k, v in {"n": n, "m": m, **arch}.items() if v is not None}
     try:
         return config_class(**given)
@@ -110,9 +130,7 @@ def model_config(codec: str, n: int | None = None, m: int | None = None, **arch)
 
 def build_model(codec: str, cfg=None) -> torch.nn.Module:
     """``codec``'s model for ``cfg`` (its config dataclass; None: the defaults)."""
-    if codec not in MODELS:
-        raise ValueError(f"no trainer for codec {codec!r}; trainable: {', '.join(MODELS)}")
-    return MODELS[codec](cfg if cfg is not None else model_config(codec))
+    return model_class(codec)(cfg if cfg is not None else model_config(codec))
 
 
 def rd_loss(x: torch.Tensor, result, lmbda: float) -> tuple[torch.Tensor, float, float]:
@@ -194,9 +212,7 @@ def _lr_at(cfg: TrainConfig, progress: float) -> float:
 
 
 def _save(path: Path, payload: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: torch.save(payload, tmp), force=True)
 
 
 def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] | None = None,

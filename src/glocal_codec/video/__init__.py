@@ -9,24 +9,19 @@ Layout:
 
 * :mod:`.io` -- :class:`VideoClip`, :func:`read_video` (files, frame folders), :func:`write_video`
   (``.mp4`` / ``.mkv`` / ``.y4m``), :func:`write_frames` (PNG folder);
-* :mod:`.header` -- the frame-rate prefix of a video file's parameter field;
-* :mod:`.yuv` -- the fixed RGB <-> Y'CbCr 4:2:0 conversion of the classical codecs;
-* :mod:`.base` -- :class:`VideoCodecBase`, what every video codec plugin shares;
-* :mod:`.classic` -- ``x264``, ``x265``, ``av1`` through PyAV (registered by the codec registry;
-  absent if PyAV or an encoder is missing);
-* ``inr/`` -- implicit-neural-representation codecs (HNeRV, NIRVANA, PFNR), plugins
-  with ``media = "video"`` built on :class:`VideoCodecBase`.
+* :mod:`.api` -- ``encode_video`` / ``decode_video`` / ``append_video`` over the container.
 
-PyAV is imported only by :mod:`.classic` and when a video file is read or written.
+No codec lives here: the video codecs (``x264``, ``x265``, ``av1``, ``hnerv``, ``nirvana``,
+``pfnr``) are plugins in :mod:`glocal_codec.codecs`, below this API. PyAV is imported only by
+the classical video codecs and when a video file is read or written.
 """
 
 from ..api import FileInfo, read_info
 from .api import DEFAULT_VIDEO_CODEC, append_video, as_clip, decode_video, encode_video, list_videos
-from .base import VideoCodecBase
-from .header import DEFAULT_FPS
+from ..bitstream.video_params import DEFAULT_FPS
 from .io import UnsupportedVideoError, VideoClip, read_video, write_frames, write_video
 
 __all__ = [
-    "DEFAULT_VIDEO_CODEC", "DEFAULT_FPS", "FileInfo", "VideoClip", "VideoCodecBase", "UnsupportedVideoError",
+    "DEFAULT_VIDEO_CODEC", "DEFAULT_FPS", "FileInfo", "VideoClip", "UnsupportedVideoError",
     "as_clip", "encode_video", "decode_video", "append_video", "list_videos", "read_info", "read_video", "write_video", "write_frames",
 ]

@@ -17,10 +17,9 @@ import torch
 
 from ..api import open_container
 from ..bitstream import BitstreamError, Container, CorruptStreamError, LimitError, MediaKind, write_container
-from ..codecs import Payload, codec_id, open_codec
-from ..codecs.learned import WeightsMissingError
-from .base import ProgressFn, call_with_supported
-from .header import as_fps, pack_video_params, unpack_video_params
+from ..bitstream.video_params import as_fps, pack_video_params, unpack_video_params
+from ..codecs import MultiClip, Payload, Placeable, ProgressFn, VideoCodec, codec_id, open_codec
+from ..errors import WeightsMissingError
 from .io import VideoClip, read_video
 
 __all__ = ["DEFAULT_VIDEO_CODEC", "VideoLike", "as_clip", "encode_video", "decode_video", "append_video",
@@ -68,14 +67,14 @@ def encode_video(clip: VideoLike, codec: str = DEFAULT_VIDEO_CODEC, quality: int
     reports it).
     """
     c = open_codec(codec)
-    if c.media != "video":
+    if c.media != "video" or not isinstance(c, VideoCodec):
         raise ValueError(f"{codec} is an image codec; use glocal_codec.encode (or `glocal-codec encode`)")
     q = c.default_quality if quality is None else quality
     if isinstance(q, bool) or int(q) != q or int(q) not in c.qualities:
         raise ValueError(f"{codec}: quality must be one of {list(c.qualities)}, got {quality}")
     q = int(q)
     vc = as_clip(clip, fps=fps, start=start, max_frames=max_frames, size=size, progress=progress)
-    payload = call_with_supported(c.encode, vc.frames, q, fps=vc.fps, progress=progress)
+    payload = c.encode(vc.frames, q, fps=vc.fps, progress=progress)
     container = Container(
         codec_id=codec_id(codec),
         weights_digest=c.weights_digest(q),
@@ -105,8 +104,8 @@ def list_videos(data: bytes) -> list[tuple[int, int]]:
     :func:`append_video`). The file is checked (container and codec parameters), not decoded.
     """
     container, codec, _, payload = _open_video(data)
-    if hasattr(codec, "inspect"):
-        return [(s.frames, s.channels) for s in codec.inspect(payload)]
+    if isinstance(codec, MultiClip):
+        return [(s.frames, s.channels) for s in codec.clips(payload)]
     return [(container.shape[0], container.shape[1])]
 
 
@@ -132,13 +131,13 @@ def decode_video(data: bytes, *, progress: ProgressFn | None = None, max_pixels:
     t, c, h, w = shape
     if max_pixels is not None and t * h * w > max_pixels:
         raise LimitError(f"clip of {t} frames of {w}x{h} has more than the {max_pixels} pixels allowed")
-    if device is not None and hasattr(codec, "to"):
-        codec.to(device)  # type: ignore[attr-defined]
+    if device is not None and isinstance(codec, Placeable):
+        codec.to(device)
     try:
-        if index is not None and hasattr(codec, "decode_session"):
-            x = codec.decode_session(payload, index, progress=progress)
+        if index is not None and isinstance(codec, MultiClip):
+            x = codec.decode_clip(payload, index, progress=progress)
         else:
-            x = call_with_supported(codec.decode, payload, progress=progress)
+            x = codec.decode(payload, progress=progress)
     except (BitstreamError, WeightsMissingError):
         raise
     except Exception as err:  # noqa: BLE001 - a crafted payload with a valid CRC gets here
@@ -158,15 +157,14 @@ def append_video(data: bytes, clip: VideoLike, *, start: int = 0, max_frames: in
     when it differs (every video of one file shares it); its frame count is its own. The file's
     frame rate is kept. A file of any other codec is a ``ValueError``.
     """
-    container, codec, _, _ = _open_video(data)
-    if not hasattr(codec, "append"):
+    container, codec, fps, payload = _open_video(data)
+    if not isinstance(codec, MultiClip):
         raise ValueError(f"{codec.name} files hold one video; only pfnr can add videos to a file")
     _, _, h, w = container.shape
     vc = as_clip(clip, start=start, max_frames=max_frames, progress=progress)
     size = None if (vc.height, vc.width) == (h, w) else (w, h)
     if size is not None:
         vc = as_clip(vc, size=size)
-    out = codec.append(bytes(data), vc.frames, progress=progress)
-    if not isinstance(out, bytes):
-        raise TypeError(f"{codec.name}.append returned {type(out).__name__}, not file bytes")
-    return out
+    out = codec.append(payload, vc.frames, progress=progress)
+    return write_container(Container(container.codec_id, container.weights_digest, MediaKind.VIDEO, tuple(out.shape),
+                                     out.quality, pack_video_params(fps, out.params), tuple(out.streams)))

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -46,8 +45,10 @@ from typing import Callable, Iterator
 
 import numpy as np
 import torch
-from ..imageio import UnsupportedImageError, atomic_write, load_image, to_pil
-from .header import DEFAULT_FPS, as_fps
+from ..imageio import UnsupportedImageError, load_image, to_pil, write_image
+from ..util import atomic_write
+from ..yuv import pack_i420, rgb_to_yuv420, rgb_to_yuv444, to_uint8_frames
+from ..bitstream.video_params import DEFAULT_FPS, as_fps
 
 __all__ = [
     "VideoClip",
@@ -264,16 +265,6 @@ def read_video(path: str | os.PathLike, *, start: int = 0, max_frames: int | Non
 # writing
 
 
-def to_uint8_frames(x: torch.Tensor) -> np.ndarray:
-    """T x C x H x W float in [0, 1] -> T x H x W x 3 uint8 (gray is replicated to RGB)."""
-    if x.dim() != 4 or x.shape[1] not in (1, 3):
-        raise ValueError(f"expected T x C x H x W with C in (1, 3), got {tuple(x.shape)}")
-    if x.shape[1] == 1:
-        x = x.expand(-1, 3, -1, -1)
-    arr = (x.detach().to(torch.float32).cpu().clamp(0, 1) * 255.0).round().to(torch.uint8)
-    return np.ascontiguousarray(arr.permute(0, 2, 3, 1).numpy())
-
-
 def _as_clip(clip: VideoClip | torch.Tensor, fps: float | Fraction | None = None) -> VideoClip:
     if isinstance(clip, VideoClip):
         return clip if fps is None else VideoClip(clip.frames, as_fps(fps), clip.source)
@@ -320,8 +311,6 @@ def write_video(path: str | os.PathLike, clip: VideoClip | torch.Tensor, *, fps:
     """
     import av
 
-    from .yuv import rgb_to_yuv420, rgb_to_yuv444
-
     clip = _as_clip(clip, fps)
     path = Path(path)
     if path.is_dir():
@@ -333,12 +322,8 @@ def write_video(path: str | os.PathLike, clip: VideoClip | torch.Tensor, *, fps:
     t, h, w, _ = arr.shape
     if pf == "yuv420p" and (h % 2 or w % 2):
         raise ValueError(f"yuv420p needs an even frame size, got {w}x{h}")
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise FileNotFoundError(f"output folder {folder} does not exist")
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+
+    def write(tmp: str) -> None:
         with av.open(tmp, "w", format=muxer) as out:
             stream = out.add_stream(encoder, rate=clip.fps)
             stream.width, stream.height, stream.pix_fmt = w, h, pf
@@ -354,7 +339,7 @@ def write_video(path: str | os.PathLike, clip: VideoClip | torch.Tensor, *, fps:
                     vf = av.VideoFrame.from_ndarray(planes, format="yuv444p")
                 elif pf == "yuv420p":
                     y, u, v = rgb_to_yuv420(frame)
-                    vf = av.VideoFrame.from_ndarray(_pack_i420(y, u, v), format="yuv420p")
+                    vf = av.VideoFrame.from_ndarray(pack_i420(y, u, v), format="yuv420p")
                 else:
                     vf = av.VideoFrame.from_ndarray(frame, format="rgb24")
                     if pf != "rgb24":
@@ -366,29 +351,12 @@ def write_video(path: str | os.PathLike, clip: VideoClip | torch.Tensor, *, fps:
                     progress(i + 1, t)
             for packet in stream.encode():
                 out.mux(packet)
-        _default_mode(tmp)
-        os.replace(tmp, path)
+
+    try:
+        atomic_write(path, write, force=force)
     except av.error.FFmpegError as err:
-        Path(tmp).unlink(missing_ok=True)
         raise OSError(f"cannot write {path}: {err}") from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
-
-
-def _default_mode(path: str | os.PathLike) -> None:
-    """Give a ``mkstemp`` file (mode 0600) the mode a plain ``open`` would have (0666 & ~umask)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    os.chmod(path, 0o666 & ~mask)
-
-
-def _pack_i420(y: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """PyAV's ``from_ndarray(format="yuv420p")`` takes the I420 buffer as a (3H/2) x W array."""
-    h, w = y.shape
-    flat = np.concatenate([y.ravel(), u.ravel(), v.ravel()])
-    return flat.reshape(h * 3 // 2, w)
 
 
 def write_frames(folder: str | os.PathLike, clip: VideoClip | torch.Tensor, *, pattern: str = "{:05d}.png",
@@ -419,7 +387,7 @@ def write_frames(folder: str | os.PathLike, clip: VideoClip | torch.Tensor, *, p
             raise FileExistsError(f"{taken[0]} exists{more}; pass --force to overwrite")
     folder.mkdir(exist_ok=True)
     for i, name in enumerate(names):
-        atomic_write(name, image=to_pil(clip.frames[i]), force=force, fmt="PNG")
+        write_image(name, to_pil(clip.frames[i]), force=force, fmt="PNG")
         if progress is not None:
             progress(i + 1, clip.num_frames)
     return names

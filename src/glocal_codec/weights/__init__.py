@@ -8,15 +8,15 @@ with other weights is a clear error instead of garbage.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
+
+from ..util import atomic_write, file_sha256
 
 __all__ = [
     "WEIGHTS_DIR",
@@ -55,27 +55,6 @@ def manifest_entry(codec: str) -> dict[str, Any]:
     return load_manifest().get(codec, {})
 
 
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _atomic_write(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; shipped files must be readable by all
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_state(state: dict[str, torch.Tensor], path: Path, metadata: dict[str, str] | None = None) -> str:
     """Write a state dict as safetensors (atomically); return its sha256.
 
@@ -87,7 +66,7 @@ def save_state(state: dict[str, torch.Tensor], path: Path, metadata: dict[str, s
         k: (v.half() if v.dim() == 4 and v.dtype == torch.float32 else v).detach().cpu().contiguous()
         for k, v in state.items()
     }
-    _atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata or {}))
+    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata or {}), force=True, mkdir=True)
     return file_sha256(path)
 
 
@@ -101,4 +80,4 @@ def update_manifest(codec: str, entry: dict[str, Any], base: Path | None = None)
     manifest = load_manifest(base)
     manifest.setdefault(codec, {}).update(entry)
     text = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
-    _atomic_write(base / _MANIFEST, lambda tmp: Path(tmp).write_text(text))
+    atomic_write(base / _MANIFEST, text, force=True, mkdir=True)

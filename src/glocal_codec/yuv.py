@@ -20,6 +20,7 @@ Arrays are numpy ``uint8``; frames are ``(..., H, W, 3)`` RGB and planes ``(...,
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 __all__ = [
     "rgb_to_yuv420",
@@ -27,6 +28,8 @@ __all__ = [
     "rgb_to_yuv444",
     "yuv444_to_rgb",
     "pad_frames",
+    "to_uint8_frames",
+    "pack_i420",
 ]
 
 _KR, _KB = 0.299, 0.114
@@ -127,3 +130,20 @@ def pad_frames(rgb: np.ndarray, height: int, width: int) -> np.ndarray:
     if height < h or width < w:
         raise ValueError(f"cannot pad {w}x{h} down to {width}x{height}")
     return np.pad(rgb, ((0, 0), (0, height - h), (0, width - w), (0, 0)), mode="edge")
+
+
+def to_uint8_frames(x: torch.Tensor) -> np.ndarray:
+    """T x C x H x W float in [0, 1] -> T x H x W x 3 uint8 (gray is replicated to RGB)."""
+    if x.dim() != 4 or x.shape[1] not in (1, 3):
+        raise ValueError(f"expected T x C x H x W with C in (1, 3), got {tuple(x.shape)}")
+    if x.shape[1] == 1:
+        x = x.expand(-1, 3, -1, -1)
+    arr = (x.detach().to(torch.float32).cpu().clamp(0, 1) * 255.0).round().to(torch.uint8)
+    return np.ascontiguousarray(arr.permute(0, 2, 3, 1).numpy())
+
+
+def pack_i420(y: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """PyAV's ``from_ndarray(format="yuv420p")`` takes the I420 buffer as a (3H/2) x W array."""
+    h, w = y.shape
+    flat = np.concatenate([y.ravel(), u.ravel(), v.ravel()])
+    return flat.reshape(h * 3 // 2, w)

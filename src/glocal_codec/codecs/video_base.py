@@ -1,48 +1,32 @@
-"""What every video codec plugin shares (classical ones now, the INR codecs in ``video/inr/`` later).
+"""What every video codec plugin shares: the classical ones (``video_classic``) and the INR
+codecs (``hnerv``, ``nirvana``, ``pfnr``).
 
-A video codec is an ordinary :class:`glocal_codec.codecs.Codec` with ``media = "video"``:
+A video codec follows :class:`glocal_codec.codecs.VideoCodec` (``media = "video"``):
 
 * ``encode(x, quality, *, fps=None, progress=None) -> Payload`` takes a ``T x C x H x W`` float
   tensor in [0, 1] (C = 1 or 3); ``Payload.shape`` is ``(T, C, H, W)`` of the *original* clip.
 * ``decode(payload, *, progress=None) -> Tensor`` returns ``T x C x H x W`` float in [0, 1].
-* ``fps`` and ``progress(done, total)`` are optional keywords: :func:`glocal_codec.video.encode_video`
-  passes each one only to a codec whose ``encode`` / ``decode`` accepts it
-  (:func:`call_with_supported`), so a third-party codec with the bare protocol works too.
-* The frame rate is *not* the codec's business: the video layer stores it in front of the
-  codec's parameters (:mod:`.header`); ``Payload.params`` is the codec's own bytes only.
+* The frame rate is *not* the codec's business: the video API stores it in front of the
+  codec's parameters (:mod:`glocal_codec.bitstream.video_params`); ``Payload.params`` is the
+  codec's own bytes only.
 
-An INR codec (HNeRV, NIRVANA, PFNR) fits the same mould: ``encode`` overfits a network to the
-clip and returns its quantised, entropy-coded weights as streams (plus e.g. embeddings); its
-model hyper-parameters go into ``params``; ``decode`` rebuilds the network and renders the
-frames. :class:`VideoCodecBase` gives the checks they all need.
+An INR codec fits the same mould: ``encode`` overfits a network to the clip and returns its
+quantised, entropy-coded weights as streams (plus e.g. embeddings); its model hyper-parameters
+go into ``params``; ``decode`` rebuilds the network and renders the frames.
+:class:`VideoCodecBase` gives the checks they all need.
 """
 
 from __future__ import annotations
 
-import inspect
-from typing import Any, Callable, ClassVar, Literal, Mapping
+from typing import Any, ClassVar, Literal, Mapping
 
 import numpy as np
 import torch
 
 from ..bitstream.errors import CorruptStreamError
-from ..codecs.base import NO_WEIGHTS, Payload
+from .base import NO_WEIGHTS, Payload, ProgressFn
 
-__all__ = ["VideoCodecBase", "ProgressFn", "call_with_supported"]
-
-ProgressFn = Callable[[int, "int | None"], None]
-
-
-def call_with_supported(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Call ``fn(*args, **kw)`` with only those keywords ``fn`` accepts (``None`` values dropped)."""
-    kwargs = {k: v for k, v in kwargs.items() if v is not None}
-    try:
-        params = inspect.signature(fn).parameters
-    except (TypeError, ValueError):  # builtins without a signature
-        params = {}
-    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        kwargs = {k: v for k, v in kwargs.items() if k in params}
-    return fn(*args, **kwargs)
+__all__ = ["VideoCodecBase", "ProgressFn"]
 
 
 class VideoCodecBase:

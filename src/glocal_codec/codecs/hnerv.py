@@ -40,15 +40,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...bitstream.errors import CorruptStreamError
-from ...bitstream.varint import decode_varint
-from ...codecs.base import Payload
-from ...nn.glocal_block import GlocalBlock
-from ...nn.residual import DepthwiseConvBlock
-from ..base import ProgressFn, VideoCodecBase
-from .common import (QConv2d, check_end, check_version, cosine_lr, pack_fields, pad_to, psnr, read_fields, report,
-                     set_qbits)
-from .quant import decode_embedding, decode_tensors, encode_embedding, encode_tensors, fake_quant_affine
+from ..bitstream.errors import CorruptStreamError
+from ..bitstream.varint import decode_varint
+from .base import Payload
+from ..nn.glocal_block import GlocalBlock
+from ..nn.residual import DepthwiseConvBlock
+from .video_base import ProgressFn, VideoCodecBase
+from ..nn.inr import QConv2d, pad_to, set_qbits
+from ..bitstream.fields import check_end, check_version, pack_fields, read_fields
+from ..engine.fit import cosine_lr, report
+from ..util import psnr
+from ..entropy.params import decode_embedding, decode_tensors, encode_embedding, encode_tensors, fake_quant_affine
 
 __all__ = ["HNeRVArch", "HNeRVDecoder", "HNeRVEncoder", "HNeRVCodec", "choose_strides"]
 
@@ -225,7 +227,7 @@ class HNeRVCodec(VideoCodecBase):
         return HNeRVArch(d, strides, fc, min_ch=min_ch)
 
     # -- encoding (fitting) ----------------------------------------------------------------
-    def encode(self, x: torch.Tensor, quality: int, *, progress: ProgressFn | None = None) -> Payload:
+    def encode(self, x: torch.Tensor, quality: int, *, fps=None, progress: ProgressFn | None = None) -> Payload:
         t, c, h, w = self._check_input(x)
         arch = self.arch_for((t, c, h, w), quality)
         torch.manual_seed(self.seed)

@@ -42,13 +42,11 @@ import av
 import numpy as np
 import torch
 
-from ..bitstream.errors import CorruptStreamError
-from ..codecs.base import Payload
-from ..codecs.registry import register_codec
-from .base import ProgressFn, VideoCodecBase
-from .header import as_fps
-from .io import _pack_i420, to_uint8_frames
-from .yuv import pad_frames, rgb_to_yuv420, yuv420_to_rgb
+from ..bitstream.errors import CodecUnavailableError, CorruptStreamError
+from ..bitstream.video_params import as_fps
+from ..yuv import pack_i420, pad_frames, rgb_to_yuv420, to_uint8_frames, yuv420_to_rgb
+from .base import Payload
+from .video_base import ProgressFn, VideoCodecBase
 
 __all__ = ["PyAVVideoCodec", "X264Codec", "X265Codec", "Av1Codec", "strip_x264_version_sei", "available_encoders"]
 
@@ -131,6 +129,15 @@ class PyAVVideoCodec(VideoCodecBase):
     preset: ClassVar[str] = "medium"
     default_quality = 3
 
+    def __init__(self) -> None:
+        # A missing encoder (or, for AV1, software decoder) in this FFmpeg disables this plugin
+        # only: files made with it then read as "codec ... not available in this installation".
+        have = av.codecs_available
+        if self.encoder not in have or not any(d in have for d in self.decoders if d != "av1"):
+            raise CodecUnavailableError(f"{self.name}: this FFmpeg build has no {self.encoder} encoder "
+                                        f"or no {'/'.join(self.decoders)} decoder")
+        super().__init__()
+
     def _options(self, crf: Any) -> dict[str, str]:
         raise NotImplementedError
 
@@ -167,7 +174,7 @@ class PyAVVideoCodec(VideoCodecBase):
                 for i in range(t):
                     frame = pad_frames(rgb[i: i + 1], ph, pw)
                     y, u, v = rgb_to_yuv420(frame[0])
-                    vf = av.VideoFrame.from_ndarray(_pack_i420(y, u, v), format="yuv420p")
+                    vf = av.VideoFrame.from_ndarray(pack_i420(y, u, v), format="yuv420p")
                     vf.pts = i
                     for packet in stream.encode(vf):
                         out.mux(packet)
@@ -277,18 +284,3 @@ class Av1Codec(PyAVVideoCodec):
     def _looks_valid(self, stream: bytes) -> bool:
         """A low-overhead OBU stream starts with a temporal delimiter OBU (``12 00``)."""
         return stream.startswith(b"\x12\x00")
-
-
-def _register() -> None:
-    """Register each codec whose encoder (and, for AV1, a software decoder) this FFmpeg has.
-
-    A missing one disables that plugin only: a file made with it then reads as "unknown codec
-    id 66 ('av1', not available in this installation)".
-    """
-    have = av.codecs_available
-    for cls in (X264Codec, X265Codec, Av1Codec):
-        if cls.encoder in have and any(d in have for d in cls.decoders if d != "av1"):
-            register_codec(cls.name)(cls)
-
-
-_register()

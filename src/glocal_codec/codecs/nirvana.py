@@ -83,14 +83,17 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from ...bitstream.container import MAX_FRAMES
-from ...bitstream.errors import BitstreamError, CorruptStreamError, LimitError
-from ...bitstream.varint import decode_varint, encode_varint
-from ...codecs.base import Payload
-from ...entropy.coder import GaussianCoder
-from ..base import ProgressFn, VideoCodecBase
-from .common import check_end, check_version, cosine_lr, pack_fields, pad_to, psnr, read_fields, report
-from .quant import coder_for_bits
+from ..bitstream.container import MAX_FRAMES
+from ..bitstream.errors import BitstreamError, CorruptStreamError, LimitError
+from ..bitstream.varint import decode_varint, encode_varint
+from .base import Payload
+from ..entropy.coder import GaussianCoder
+from .video_base import ProgressFn, VideoCodecBase
+from ..nn.inr import pad_to
+from ..bitstream.fields import check_end, check_version, pack_fields, read_fields
+from ..engine.fit import cosine_lr, report
+from ..util import psnr
+from ..entropy.params import coder_for_bits
 
 __all__ = ["NirvanaArch", "PatchNet", "NirvanaCodec", "choose_patch", "group_motion"]
 
@@ -412,7 +415,7 @@ class NirvanaCodec(VideoCodecBase):
         return widths, mults
 
     # -- encoding (fitting) ----------------------------------------------------------------------
-    def encode(self, x: torch.Tensor, quality: int, *, progress: ProgressFn | None = None) -> Payload:
+    def encode(self, x: torch.Tensor, quality: int, *, fps=None, progress: ProgressFn | None = None) -> Payload:
         t, c, h, w = self._check_input(x)
         arch, width = self.base_arch((t, c, h, w), quality)
         torch.manual_seed(self.seed)

@@ -53,7 +53,7 @@ File layout
 All videos of one file share H and W (the network renders one canvas size); each video keeps its
 own frame count and channel count. The container's shape is the *last* added video's
 ``(T, C, H, W)``, so :meth:`PFNRCodec.decode` returns the last video and
-:meth:`PFNRCodec.decode_session` any video. The container's quality is the level the network was
+:meth:`PFNRCodec.decode_clip` any video. The container's quality is the level the network was
 built for in session 1; appended videos use that network and its mask density. Decoding video
 ``s`` reads streams ``0..s``. ``params`` (:class:`PFNRArch`): a version byte, then
 varints ``H, W, fc_dim, hidden, pe_levels, reduce_pct, min_ch, fso_blocks, fso_modes,
@@ -94,13 +94,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...bitstream.container import MAX_FRAMES, MAX_VIDEO_PIXELS
-from ...bitstream.errors import BitstreamError, CorruptStreamError, LimitError, TruncatedError
-from ...bitstream.varint import decode_varint, encode_varint
-from ...codecs.base import Payload
-from ..base import ProgressFn, VideoCodecBase
-from .common import check_end, check_version, cosine_lr, pack_fields, pad_to, psnr, read_fields, report
-from .quant import coder_for_bits
+from ..bitstream.container import MAX_FRAMES, MAX_VIDEO_PIXELS
+from ..bitstream.errors import BitstreamError, CorruptStreamError, LimitError, TruncatedError
+from ..bitstream.varint import decode_varint, encode_varint
+from .base import ClipInfo, Payload
+from .video_base import ProgressFn, VideoCodecBase
+from ..nn.inr import pad_to
+from ..bitstream.fields import check_end, check_version, pack_fields, read_fields
+from ..engine.fit import cosine_lr, report
+from ..util import psnr
+from ..entropy.params import coder_for_bits
 
 __all__ = ["PFNRArch", "PFNRNet", "PFNRCodec", "SessionInfo", "fso", "choose_strides"]
 
@@ -575,7 +578,7 @@ class PFNRCodec(VideoCodecBase):
     """PFNR as a video codec plugin (see the module docstring).
 
     Single clip: ``encode`` / ``decode`` are a one-session network. Several videos:
-    ``append(payload_or_file, clip)`` adds a session, ``decode_session(payload_or_file, s)``
+    ``append(payload_or_file, clip)`` adds a session, ``decode_clip(payload_or_file, s)``
     decodes video ``s`` (0-based), ``inspect`` says what every session's stream holds.
     ``epochs`` (passes over a clip per session), ``lr``, ``batch`` and ``qat_share`` set the
     fitting budget; ``capacity`` (percent) overrides the level's mask density of a new file.
@@ -617,21 +620,19 @@ class PFNRCodec(VideoCodecBase):
         return arch
 
     # -- encoding ----------------------------------------------------------------------------
-    def encode(self, x: torch.Tensor, quality: int, *, progress: ProgressFn | None = None) -> Payload:
+    def encode(self, x: torch.Tensor, quality: int, *, fps=None, progress: ProgressFn | None = None) -> Payload:
         t, c, h, w = self._check_input(x)
         arch = self.arch_for((t, c, h, w), quality)
         stream = self._fit_session(arch, (), x, progress)
         return Payload(shape=(t, c, h, w), quality=quality, params=replace(arch, sessions=((t, c),)).to_bytes(),
                        streams=(stream,))
 
-    def append(self, file: Payload | bytes, x: torch.Tensor, *, progress: ProgressFn | None = None) -> Payload | bytes:
-        """Add ``x`` as the next video of ``file`` (a :class:`Payload` or a complete ``.glc`` file).
+    def append(self, payload: Payload, x: torch.Tensor, *, progress: ProgressFn | None = None) -> Payload:
+        """Add ``x`` as the next video of ``payload`` (:class:`~glocal_codec.codecs.MultiClip`).
 
-        Returns the same kind: a payload, or ``.glc`` bytes (same frame rate). The earlier
-        sessions' streams are copied unchanged, so their videos decode exactly as before. ``x``
-        must have the file's H and W; its frame count and channels are its own.
+        The earlier sessions' streams are copied unchanged, so their videos decode exactly as
+        before. ``x`` must have the payload's H and W; its frame count and channels are its own.
         """
-        payload, wrap = self._as_payload(file)
         arch = self._arch_of(payload)
         t, c, h, w = self._check_input(x)
         if (h, w) != (arch.height, arch.width):
@@ -642,7 +643,7 @@ class PFNRCodec(VideoCodecBase):
         out = Payload(shape=(t, c, h, w), quality=payload.quality,
                       params=replace(arch, sessions=(*arch.sessions, (t, c))).to_bytes(),
                       streams=(*payload.streams, stream))
-        return wrap(out)
+        return out
 
     def _fit_session(self, arch: PFNRArch, streams: Sequence[bytes], x: torch.Tensor,
                      progress: ProgressFn | None) -> bytes:
@@ -705,17 +706,19 @@ class PFNRCodec(VideoCodecBase):
         arch = self._arch_of(payload)
         return self._render(arch, payload.streams, len(arch.sessions) - 1, progress)
 
-    def decode_session(self, file: Payload | bytes, s: int, *, progress: ProgressFn | None = None) -> torch.Tensor:
-        """Video ``s`` (0-based, in the order they were added) of a payload or ``.glc`` file."""
-        payload, _ = self._as_payload(file)
+    def decode_clip(self, payload: Payload, s: int, *, progress: ProgressFn | None = None) -> torch.Tensor:
+        """Video ``s`` (0-based, in the order they were added) of a payload."""
         arch = self._arch_of(payload)
         if not 0 <= s < len(arch.sessions):
             raise IndexError(f"pfnr: the file holds {len(arch.sessions)} video(s), no video {s}")
         return self._render(arch, payload.streams, s, progress)
 
-    def inspect(self, file: Payload | bytes) -> list[SessionInfo]:
+    def clips(self, payload: Payload) -> list[ClipInfo]:
+        """Frames and channels of every video in the payload (:class:`~glocal_codec.codecs.MultiClip`)."""
+        return [ClipInfo(t, c) for t, c in self._arch_of(payload).sessions]
+
+    def inspect(self, payload: Payload) -> list[SessionInfo]:
         """Per session: frames, channels and the bytes of its masks and of its new weights."""
-        payload, _ = self._as_payload(file)
         arch = self._arch_of(payload)
         out = []
         for s, (t, c) in enumerate(arch.sessions):
@@ -751,29 +754,6 @@ class PFNRCodec(VideoCodecBase):
             raise CorruptStreamError(f"pfnr: the file's shape {(t, c, h, w)} is not its last video's "
                                      f"{(*arch.sessions[-1], arch.height, arch.width)}")
         return arch
-
-    def _as_payload(self, file: Payload | bytes):
-        """``(payload, wrap)``: a payload as it is, or a ``.glc`` file parsed (``wrap`` writes one back)."""
-        if isinstance(file, Payload):
-            return file, lambda p: p
-        if not isinstance(file, (bytes, bytearray, memoryview)):
-            raise TypeError(f"pfnr: expected a Payload or .glc bytes, got {type(file).__name__}")
-        # imported here: the container/video layers sit above the codec modules
-        from ...bitstream import Container, MediaKind, read_container, write_container
-        from ...codecs.ids import CODEC_IDS
-        from ..header import pack_video_params, unpack_video_params
-
-        cont = read_container(bytes(file))
-        if cont.codec_id != CODEC_IDS[self.name] or cont.media is not MediaKind.VIDEO:
-            raise CorruptStreamError("pfnr: the file is not a pfnr video")
-        fps, params = unpack_video_params(cont.params)
-        payload = Payload(cont.shape, cont.quality, params, cont.streams)
-
-        def wrap(p: Payload) -> bytes:
-            return write_container(Container(cont.codec_id, cont.weights_digest, MediaKind.VIDEO, tuple(p.shape),
-                                             p.quality, pack_video_params(fps, p.params), tuple(p.streams)))
-
-        return payload, wrap
 
     @staticmethod
     def quality_report(x: torch.Tensor, y: torch.Tensor) -> float:

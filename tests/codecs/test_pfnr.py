@@ -65,30 +65,31 @@ def test_earlier_video_decodes_bit_exactly_after_append(two_videos: dict) -> Non
     codec, pa, pab = two_videos["codec"], two_videos["pa"], two_videos["pab"]
     assert pab.streams[0] == pa.streams[0]  # the first session's stream is never re-encoded
     assert tuple(pab.shape) == tuple(two_videos["b"].shape)  # the container describes the last video
-    assert torch.equal(codec.decode_session(pab, 0), two_videos["ya"])
+    assert torch.equal(codec.decode_clip(pab, 0), two_videos["ya"])
     last = codec.decode(pab)
-    assert torch.equal(codec.decode_session(pab, 1), last)
+    assert torch.equal(codec.decode_clip(pab, 1), last)
     assert tuple(last.shape) == (3, 1, 24, 32)
     with pytest.raises(IndexError):
-        codec.decode_session(pab, 2)
+        codec.decode_clip(pab, 2)
     # video B reuses frozen weights of video A through its mask and adds fresh ones
     info = codec.inspect(pab)
     assert info[1].mask_ones > info[1].new_weights > 0
 
 
 def test_append_through_glc_files(two_videos: dict) -> None:
-    """A third video appended to a .glc file: a .glc file back, same frame rate, A and B unchanged."""
+    """A third video appended to a .glc file (the video API): same frame rate, A and B unchanged."""
     codec = two_videos["codec"]
     data = to_file(two_videos["pab"], "24")
     c = synthetic_clip(2, 24, 32, seed=5)
-    out = codec.append(data, c)
+    out = video.append_video(data, c)
     assert isinstance(out, bytes)
     clip = video.decode_video(out)
     assert clip.fps == Fraction(24) and tuple(clip.frames.shape) == (2, 3, 24, 32)
-    assert torch.equal(codec.decode_session(out, 0), two_videos["ya"])
-    assert torch.equal(codec.decode_session(out, 1), codec.decode(two_videos["pab"]))
+    assert torch.equal(video.decode_video(out, index=0).frames, two_videos["ya"])
+    assert torch.equal(video.decode_video(out, index=1).frames, codec.decode(two_videos["pab"]))
+    assert [(i.frames, i.channels) for i in codec.clips(two_videos["pab"])] == [(4, 3), (3, 1)]
     with pytest.raises(ValueError, match="24"):
-        codec.append(data, synthetic_clip(2, 16, 32))  # every video of a file has the same size
+        codec.append(two_videos["pab"], synthetic_clip(2, 16, 32))  # every video of a file has the same size
 
 
 def test_masks_are_coded_below_one_bit_per_weight(two_videos: dict) -> None:
@@ -175,7 +176,7 @@ def test_crafted_params_are_refused(two_videos: dict) -> None:
         with pytest.raises(BAD):
             codec.decode(replace(pab, params=params))
         with pytest.raises(BAD):
-            codec.decode_session(replace(pab, params=params), 0)
+            codec.decode_clip(replace(pab, params=params), 0)
         assert what
     giant = replace(arch, fc_dim=1024, hidden=1024)
     assert giant.n_params() > MAX_PARAMS  # refused before a single weight is allocated

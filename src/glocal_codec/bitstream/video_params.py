@@ -18,8 +18,8 @@ from __future__ import annotations
 from fractions import Fraction
 from numbers import Rational
 
-from ..bitstream.errors import LimitError
-from ..bitstream.varint import decode_varint, encode_varint
+from .errors import LimitError
+from .varint import decode_varint, encode_varint
 
 __all__ = ["MAX_FPS_TERM", "DEFAULT_FPS", "as_fps", "pack_video_params", "unpack_video_params"]
 

@@ -36,9 +36,9 @@ from typing import Iterable, Sequence
 import numpy as np
 import torch
 
-from ...bitstream.errors import CorruptStreamError
-from ...bitstream.varint import decode_varint, encode_varint
-from ...entropy.coder import GaussianCoder, default_scale_table
+from ..bitstream.errors import CorruptStreamError
+from ..bitstream.varint import decode_varint, encode_varint
+from .coder import GaussianCoder, default_scale_table
 
 __all__ = [
     "MIN_BITS",

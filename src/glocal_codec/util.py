@@ -1,0 +1,94 @@
+"""Small helpers every layer shares: one atomic writer, one file hash, one PSNR.
+
+They sit at the bottom of the package (nothing here imports another ``glocal_codec`` module), so
+codecs, the APIs, evaluation, training and the CLI all use the same code instead of copies
+that drift apart.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable, Union
+
+import torch
+
+__all__ = ["atomic_write", "file_sha256", "psnr"]
+
+#: Bytes or text to write, or a callable that writes the file at the temporary path it is given
+#: (for writers that want a file name: ``torch.save``, safetensors, PyAV, matplotlib).
+Content = Union[bytes, str, Callable[[str], None]]
+
+
+def _plain_mode(path: str) -> None:
+    """Give a ``mkstemp`` file (mode 0600) the mode a plain ``open`` would have (0666 & ~umask)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)
+
+
+def atomic_write(path: str | os.PathLike, content: Content, *, force: bool = False, mkdir: bool = False,
+                 suffix: str = ".tmp") -> Path:
+    """Write ``content`` to ``path`` atomically: a temporary file in the same folder, then a rename.
+
+    A reader sees the old file or the new one, never a partial one; a failed write leaves
+    nothing behind. Refuses to replace an existing file unless ``force`` (the CLI's ``--force``);
+    ``mkdir`` creates missing parent folders. ``suffix`` is the temporary file's (some writers,
+    matplotlib and PyAV, pick the format from the file name).
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a directory")
+    if path.exists() and not force:
+        raise FileExistsError(f"{path} exists; pass --force to overwrite it")
+    folder = path.parent if str(path.parent) else Path(".")
+    if mkdir:
+        folder.mkdir(parents=True, exist_ok=True)
+    elif not folder.is_dir():
+        raise FileNotFoundError(f"output folder {folder} does not exist")
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=suffix)
+    try:
+        if callable(content):
+            os.close(fd)
+            content(tmp)
+        else:
+            with os.fdopen(fd, "wb") as f:
+                f.write(content.encode("utf-8") if isinstance(content, str) else content)
+        _plain_mode(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks (never the whole file in memory)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    """PSNR in dB over all channels of two images in [0, 1], both first rounded to 8 bits.
+
+    ``10 log10(255^2 / MSE)``; ``inf`` for identical images. Integer arithmetic on the 8-bit
+    values, so the number is the same whatever the thread count or summation order, and it is
+    the PSNR of what a user actually gets (an 8-bit image), not of the float output.
+    """
+    if a.shape != b.shape:
+        raise ValueError(f"images differ in shape: {tuple(a.shape)} vs {tuple(b.shape)}")
+    diff = _to8(a) - _to8(b)
+    sse = int((diff * diff).sum().item())
+    if sse == 0:
+        return float("inf")
+    return 10 * math.log10(255.0**2 * diff.numel() / sse)
+
+
+def _to8(x: torch.Tensor) -> torch.Tensor:
+    return (x.detach().float().clamp(0, 1) * 255).round().to(torch.int64)
