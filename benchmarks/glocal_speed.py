@@ -55,9 +55,9 @@ def main() -> None:
             for name, m in models.items():
                 t0 = time.perf_counter()
                 y = m.analysis(x, 3)
-                streams = m.compress_latent(y, 3)
+                streams = m.compress(m.latents(y, 3), 3)
                 t1 = time.perf_counter()
-                y_hat = m.decompress_latent(streams, tuple(y.shape), 3)
+                y_hat = m.decompress(streams, tuple(y.shape), 3)
                 t2 = time.perf_counter()
                 m.synthesis(y_hat, 3)
                 t3 = time.perf_counter()

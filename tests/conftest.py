@@ -21,10 +21,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from glocal_codec.train.loop import build_model, model_config
+from glocal_codec.train.loop import build_model, model_config, trainable_codecs
 from glocal_codec.weights import WEIGHTS_DIR, load_manifest, save_state, update_manifest
 
-LEARNED = ("factorized", "msh", "glocal")
+#: Every learned image codec of the registry (its plugin class names a model class).
+LEARNED = tuple(trainable_codecs())
 #: Small stand-in architectures (fields of each codec's own config class; default n=32, m=48).
 STANDIN: dict[str, dict] = {
     "glocal": dict(n=16, m=24, window=4, head_dim=8, tokens=4, ctx=24),

@@ -13,6 +13,7 @@ import torch
 from PIL import Image
 
 import glocal_codec as gc
+from glocal_codec.train import trainable_codecs
 from glocal_codec.bitstream import (
     Container,
     CorruptStreamError,
@@ -214,7 +215,7 @@ def test_decompression_bomb_guard(kodak_crop: torch.Tensor) -> None:
     assert gc.decode(write_container(c), max_pixels=None).size == (w, h)
 
 
-@pytest.mark.parametrize("name", ["msh", "glocal", "factorized"])
+@pytest.mark.parametrize("name", trainable_codecs())
 def test_learned_codecs_refuse_header_params(name: str, kodak_crop: torch.Tensor) -> None:
     c = read_container(gc.encode(kodak_crop[..., :64, :64], codec=name))
     with pytest.raises(CorruptStreamError, match="no codec parameters"):
@@ -267,5 +268,5 @@ def test_default_codec_and_quality(kodak_crop: torch.Tensor) -> None:
 
 
 def test_encode_is_deterministic(kodak_crop: torch.Tensor) -> None:
-    for name in ("msh", "factorized", "jpeg", "webp", "avif", "jpeg2000"):
+    for name in [c.name for c in gc.list_codecs(media="image")]:
         assert gc.encode(kodak_crop, codec=name) == gc.encode(kodak_crop.clone(), codec=name), name

@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 import glocal_codec as gc
-from glocal_codec.imageio import UnsupportedImageError, atomic_write, load_image, to_pil, to_tensor
+from glocal_codec.imageio import UnsupportedImageError, atomic_write, load_image, to_pil, to_tensor, write_image
 
 
 def _rgb(h: int = 24, w: int = 32, seed: int = 0) -> np.ndarray:
@@ -197,7 +197,7 @@ def test_atomic_write(tmp_path: Path) -> None:
     atomic_write(p, b"two", force=True)
     assert p.read_bytes() == b"two"
     img = Image.fromarray(_rgb())
-    q = atomic_write(tmp_path / "img.png", image=img)
+    q = write_image(tmp_path / "img.png", img)
     with Image.open(q) as back:
         assert back.format == "PNG" and np.array_equal(np.asarray(back), np.asarray(img))
     with pytest.raises(FileNotFoundError):
@@ -211,11 +211,11 @@ def test_atomic_write(tmp_path: Path) -> None:
 def test_atomic_write_failure_leaves_nothing(tmp_path: Path) -> None:
     img = Image.fromarray(_rgb())
     with pytest.raises(Exception):
-        atomic_write(tmp_path / "x.png", image=img, fmt="NO-SUCH-FORMAT")
+        write_image(tmp_path / "x.png", img, fmt="NO-SUCH-FORMAT")
     assert os.listdir(tmp_path) == []
     (tmp_path / "keep.png").write_bytes(b"old")
     with pytest.raises(Exception):
-        atomic_write(tmp_path / "keep.png", image=img, fmt="NO-SUCH-FORMAT", force=True)
+        write_image(tmp_path / "keep.png", img, fmt="NO-SUCH-FORMAT", force=True)
     assert os.listdir(tmp_path) == ["keep.png"] and (tmp_path / "keep.png").read_bytes() == b"old"
 
 

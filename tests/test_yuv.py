@@ -7,7 +7,7 @@ import hashlib
 import numpy as np
 import pytest
 
-from glocal_codec.video.yuv import pad_frames, rgb_to_yuv420, rgb_to_yuv444, yuv420_to_rgb, yuv444_to_rgb
+from glocal_codec.yuv import pad_frames, rgb_to_yuv420, rgb_to_yuv444, yuv420_to_rgb, yuv444_to_rgb
 
 
 def test_444_round_trip_within_two_levels() -> None:

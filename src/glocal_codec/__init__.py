@@ -6,8 +6,9 @@
 """
 
 from .api import DEFAULT_CODEC, MAX_DECODE_PIXELS, FileInfo, decode, decode_tensor, encode, open_container, read_info
-from .bitstream import BitstreamError
+from . import codecs, errors
 from .codecs import CodecInfo, list_codecs, open_codec, register_codec
+from .errors import BitstreamError, WeightsMissingError
 from .imageio import UnsupportedImageError
 
 __version__ = "0.1.0"
@@ -23,7 +24,8 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "__version__", "DEFAULT_CODEC", "MAX_DECODE_PIXELS", "FileInfo", "CodecInfo", "BitstreamError", "UnsupportedImageError",
+    "__version__", "DEFAULT_CODEC", "MAX_DECODE_PIXELS", "FileInfo", "CodecInfo", "BitstreamError", "WeightsMissingError",
+    "UnsupportedImageError", "errors",
     "encode", "decode", "decode_tensor", "read_info", "open_container",
     "list_codecs", "open_codec", "register_codec",
 ]

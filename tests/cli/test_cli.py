@@ -105,9 +105,13 @@ def test_info(runner: CliRunner, png: Path) -> None:
 
 def test_list_shows_every_codec(runner: CliRunner) -> None:
     out = ok(runner.invoke(app, ["list"]))
-    for c in gc.list_codecs():
-        assert re.search(rf"\b{re.escape(c.name)}\b", out), c.name
-        assert str(c.codec_id) in out
+    rows = {}
+    for line in out.splitlines():
+        m = re.match(r"\W*([a-z0-9]+)\W+(\d+)\W+(image|video)\W", line)
+        if m:
+            rows[m.group(1)] = (int(m.group(2)), m.group(3))
+    # one row per codec, with its own id and media kind beside its name, and nothing else
+    assert rows == {c.name: (c.codec_id, c.media) for c in gc.list_codecs()}
 
 
 def test_refuses_to_overwrite_without_force(runner: CliRunner, png: Path) -> None:

@@ -92,7 +92,7 @@ def test_tile_windows_give_the_whole_image_gradient(codec: str) -> None:
     x = _smooth_image(640, 704)  # 40 x 44 latents: the window around the tile is a part of the grid
     with torch.no_grad():
         y = model.analysis(x, q)
-        held = model.refinable_latents(y, q)[1:]
+        held = model.latents(y, q)[1:]
     objective = c._window_objective(x, y.shape[-1], held, q)
     tile = (16, 20, 16, 20)
     halo = model.refine_halo
@@ -131,7 +131,7 @@ def test_large_images_are_refined_tile_by_tile(codec: str, monkeypatch, data_dir
     x = load_image(data_dir / "kodak" / "kodim23.png")[0][:, :, 100:356, 200:520].contiguous()  # 256 x 320
     plain = gc.encode(x, codec=codec, quality=4)
     monkeypatch.setattr(learned, "TILE_PIXELS", 256 * 320 - 1)
-    monkeypatch.setattr(learned, "_REFINE_TILE", 8)
+    monkeypatch.setattr(learned, "_REFINE_TILE_PIXELS", 8 * 16)
     refined = gc.encode(x, codec=codec, quality=4, refine=10)
     assert refined == gc.encode(x, codec=codec, quality=4, refine=10)  # deterministic
     assert gc.decode_tensor(refined).shape == x.shape

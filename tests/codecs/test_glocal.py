@@ -19,7 +19,7 @@ from glocal_codec.codecs.glocal import GlocalCodec, GlocalConfig, GlocalModel, _
 from glocal_codec.codecs.hyperprior import LAMBDAS
 from glocal_codec.codecs.registry import open_codec
 from glocal_codec.engine import pad_to_multiple
-from glocal_codec.train.loop import MODELS, TrainConfig, build_model, model_config, rd_loss, train
+from glocal_codec.train.loop import TrainConfig, build_model, model_class, model_config, rd_loss, train
 
 TINY = dict(n=16, m=16, window=4, head_dim=8, tokens=4, ctx=16)
 
@@ -62,7 +62,7 @@ def test_config_slices():
 
 
 def test_registered_everywhere():
-    assert MODELS["glocal"] is GlocalModel
+    assert model_class("glocal") is GlocalModel
     assert isinstance(model_config("glocal", 8, 8, window=2), GlocalConfig)
     assert isinstance(open_codec("glocal"), GlocalCodec)
     assert "glocal" in [c.name for c in gc.list_codecs()]
@@ -120,7 +120,7 @@ def test_decoder_reproduces_the_forward_quantisation_exactly(model64, hw):
         r = model64(x, 3)
         y = model64.analysis(x, 3)
     streams, y_enc = model64.encode_latent(y, 3)
-    y_dec = model64.decompress_latent(streams, tuple(y.shape), 3)
+    y_dec = model64.decompress(streams, tuple(y.shape), 3)
     assert torch.equal(y_enc, r.y_hat)
     assert torch.equal(y_dec, r.y_hat)
     # the coded symbols really are round(y - mean): the residual is within half a step
@@ -134,7 +134,7 @@ def test_float32_model_encoder_and_decoder_agree(model):
         r = model(x, 4)
     streams, y_enc = model.encode_latent(y, 4)
     assert len(streams) == 2
-    y_dec = model.decompress_latent(streams, tuple(y.shape), 4)
+    y_dec = model.decompress(streams, tuple(y.shape), 4)
     assert y_dec.dtype == torch.float32
     assert torch.equal(y_dec, y_enc.float())
     # the float32 forward path quantises (almost) identically
@@ -157,12 +157,12 @@ def test_bit_exact_across_thread_counts(model):
         for enc_t, dec_t in ((1, 2), (2, 1)):
             torch.set_num_threads(dec_t)
             y, streams, y_enc = out[enc_t]
-            y_dec = model.decompress_latent(streams, tuple(y.shape), 2)
+            y_dec = model.decompress(streams, tuple(y.shape), 2)
             assert torch.equal(y_dec, y_enc.float())
         # same latent in, same bytes out, whatever the thread count
         y = out[1][0]
         torch.set_num_threads(2)
-        assert model.compress_latent(y, 2) == out[1][1]
+        assert model.compress(model.latents(y, 2), 2) == out[1][1]
     finally:
         torch.set_num_threads(before)
 
@@ -173,17 +173,17 @@ def test_corrupt_latent_stream_is_a_clear_error(model):
     x = pad_to_multiple(_image(64, 64), 64)
     with torch.no_grad():
         y = model.analysis(x, 1)
-    z, ys = model.compress_latent(y, 1)
+    z, ys = model.compress(model.latents(y, 1), 1)
     with pytest.raises(BitstreamError):
-        model.decompress_latent([z, ys[:-3]], tuple(y.shape), 1)  # not a whole number of words
+        model.decompress([z, ys[:-3]], tuple(y.shape), 1)  # not a whole number of words
     with pytest.raises(ValueError):
-        model.decompress_latent([z, ys], (1, 8, 4, 4), 1)
+        model.decompress([z, ys], (1, 8, 4, 4), 1)
 
 
 def test_tables_required(model):
     m = GlocalModel(GlocalConfig(**TINY)).eval()
     with pytest.raises(RuntimeError, match="build_tables"):
-        m.compress_latent(torch.zeros(1, 16, 4, 4), 0)
+        m.compress(m.latents(torch.zeros(1, 16, 4, 4), 0), 0)
 
 
 # -- the plugin ---------------------------------------------------------------------------------
@@ -236,7 +236,7 @@ def test_two_training_steps_then_export(data_dir: Path, tmp_path: Path):
     with torch.no_grad():
         y = m.analysis(x, 0)
     streams, y_enc = m.encode_latent(y, 0)
-    assert torch.equal(m.decompress_latent(streams, tuple(y.shape), 0), y_enc.float())
+    assert torch.equal(m.decompress(streams, tuple(y.shape), 0), y_enc.float())
 
 
 def test_attention_free_variant_codes_exactly():
@@ -249,7 +249,7 @@ def test_attention_free_variant_codes_exactly():
         y = m.analysis(x, 5)
         assert m(x, 5).x_hat.shape == x.shape
     streams, y_enc = m.encode_latent(y, 5)
-    assert torch.equal(m.decompress_latent(streams, tuple(y.shape), 5), y_enc.float())
+    assert torch.equal(m.decompress(streams, tuple(y.shape), 5), y_enc.float())
 
 
 def test_coding_caches_stay_out_of_the_weights(model):
@@ -259,8 +259,8 @@ def test_coding_caches_stay_out_of_the_weights(model):
     keys = set(model.state_dict())
     x = _image(64, 64)
     with torch.no_grad():
-        streams = model.compress_latent(model.analysis(x, 0), 0)
+        streams = model.compress(model.latents(model.analysis(x, 0), 0), 0)
     assert set(model.state_dict()) == keys
     assert not any(k.startswith("_") for k in keys)
     twin = copy.deepcopy(model)
-    assert twin.decompress_latent(streams, (1, 16, 4, 4), 0).equal(model.decompress_latent(streams, (1, 16, 4, 4), 0))
+    assert twin.decompress(streams, (1, 16, 4, 4), 0).equal(model.decompress(streams, (1, 16, 4, 4), 0))

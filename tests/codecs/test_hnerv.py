@@ -10,7 +10,7 @@ import torch
 from glocal_codec import video
 from glocal_codec.bitstream import BitstreamError, CorruptStreamError, LimitError
 from glocal_codec.codecs import Payload
-from glocal_codec.video.inr.hnerv import HNeRVArch, HNeRVCodec, HNeRVDecoder, choose_strides
+from glocal_codec.codecs.hnerv import HNeRVArch, HNeRVCodec, HNeRVDecoder, choose_strides
 
 from video_clips import motion, synthetic_clip  # noqa: F401  (fixtures)
 

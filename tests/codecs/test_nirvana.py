@@ -15,7 +15,7 @@ from glocal_codec import video
 from glocal_codec.bitstream import BitstreamError, CorruptStreamError, LimitError
 from glocal_codec.bitstream.varint import decode_varint
 from glocal_codec.codecs import Payload, open_codec
-from glocal_codec.video.inr.nirvana import (NirvanaArch, NirvanaCodec, PatchNet, _coords, _init_from, choose_patch,
+from glocal_codec.codecs.nirvana import (NirvanaArch, NirvanaCodec, PatchNet, _coords, _init_from, choose_patch,
                                             decode_group, encode_group, group_motion)
 
 from video_clips import motion, synthetic_clip  # noqa: F401  (fixtures)

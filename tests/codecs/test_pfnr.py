@@ -20,8 +20,8 @@ from glocal_codec.bitstream import (BitstreamError, Container, CorruptStreamErro
                                     read_container, write_container)
 from glocal_codec.bitstream.varint import encode_varint
 from glocal_codec.codecs import NO_WEIGHTS, Payload, codec_id
-from glocal_codec.video.header import pack_video_params
-from glocal_codec.video.inr.pfnr import MAX_PARAMS, PFNRArch, PFNRCodec, fso
+from glocal_codec.bitstream.video_params import pack_video_params
+from glocal_codec.codecs.pfnr import MAX_PARAMS, PFNRArch, PFNRCodec, fso
 
 from video_clips import motion, synthetic_clip  # noqa: F401  (fixtures)
 
@@ -227,5 +227,5 @@ def test_file_level_crafted_header(two_videos: dict) -> None:
     c = read_container(data)
     with pytest.raises(CorruptStreamError):
         video.decode_video(write_container(replace(c, shape=(4, 3, 24, 32))))  # the first video's shape
-    with pytest.raises(BAD):
-        PFNRCodec().append(write_container(replace(c, codec_id=codec_id("hnerv"))), synthetic_clip(1, 24, 32))
+    with pytest.raises(ValueError, match="one video"):  # hnerv's id on pfnr's payload: hnerv files hold one video
+        video.append_video(write_container(replace(c, codec_id=codec_id("hnerv"))), synthetic_clip(1, 24, 32))

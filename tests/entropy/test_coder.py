@@ -224,7 +224,7 @@ def test_msh_is_bit_exact_across_thread_counts(kodak_crop: torch.Tensor, restore
         # kodak_crop is 96 x 128, padded to 128 x 128 (multiples of 64): y is 8 x 8, z is 2 x 2
         latent = (1, model.cfg.m, 8, 8)
         with torch.inference_mode():
-            y_hat = model.decompress_latent(list(payload.streams), latent, q - 1)
+            y_hat = model.decompress(list(payload.streams), latent, q - 1)
             z_shape = (1, model.cfg.n, 2, 2)
             z_sym = model.table_coder(q - 1).decode(payload.streams[0], model.channel_index(z_shape))
             idx, _ = model.entropy_parameters(torch.from_numpy(z_sym.reshape(z_shape)))

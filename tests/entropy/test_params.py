@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from glocal_codec.bitstream import BitstreamError, CorruptStreamError
-from glocal_codec.video.inr.quant import (
+from glocal_codec.entropy.params import (
     decode_embedding,
     decode_tensors,
     encode_embedding,

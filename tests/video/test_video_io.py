@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from glocal_codec.video import UnsupportedVideoError, VideoClip, read_video, write_frames, write_video
-from glocal_codec.video.header import as_fps, pack_video_params, unpack_video_params
+from glocal_codec.bitstream.video_params import as_fps, pack_video_params, unpack_video_params
 from glocal_codec.video.io import list_frame_files
 
 from video_clips import BLACKSWAN, davis_clip, synthetic_clip  # noqa: F401  (fixture)

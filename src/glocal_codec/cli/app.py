@@ -23,29 +23,14 @@ from ..errors import WeightsMissingError
 from ..datasets import DatasetNotFoundError
 from ..imageio import UnsupportedImageError, write_image
 from ..util import atomic_write
+from .common import EXPECTED as _EXPECTED
+from .common import err, out
+from .common import fail as _fail
+from .common import same_file as _same_file
 
 __all__ = ["app", "main"]
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Neural image codec toolkit: real .glc files.")
-out = Console()
-err = Console(stderr=True)
-
-_EXPECTED = (BitstreamError, UnsupportedImageError, FileExistsError, FileNotFoundError, IsADirectoryError,
-             PermissionError, ValueError, WeightsMissingError, DatasetNotFoundError)
-
-
-def _fail(e: BaseException) -> None:
-    err.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)  # "[x]" is not markup
-    raise typer.Exit(1)
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        return a.resolve() == b.resolve()
-    except OSError:
-        return False
-
-
 def _status(msg: str):
     return err.status(msg, spinner="dots") if err.is_terminal else _Null()
 
@@ -145,7 +130,7 @@ def list_cmd() -> None:
     t = Table("codec", "id", "media", "qualities", "default", "weights", "refine", "description")
     for c in list_codecs():
         t.add_row(c.name, str(c.codec_id), c.media, f"{c.qualities[0]}..{c.qualities[-1]}", str(c.default_quality),
-                  "yes" if c.weights_available else "[red]missing[/]", "yes" if c.refinable else "-", c.description)
+                  ("yes" if c.weights_available else "[red]missing[/]") if c.has_weights else "-", "yes" if c.refinable else "-", c.description)
     out.print(t)
 
 

@@ -25,7 +25,7 @@ __all__ = ["register_eval_commands"]
 def _errors() -> tuple[type[BaseException], ...]:
     from ..datasets import DownloadError
     from ..eval.runner import EvalError
-    from .app import _EXPECTED
+    from .common import EXPECTED as _EXPECTED
 
     return _EXPECTED + (EvalError, DownloadError, KeyError)
 
@@ -71,7 +71,8 @@ def eval_cmd(
     from ..datasets import Dataset, image_folder, load_dataset
     from ..eval.report import write_report
     from ..eval.runner import evaluate
-    from .app import _fail, err, out
+    from .common import err, out
+    from .common import fail as _fail
 
     try:
         if (dataset is None) == (images is None):
@@ -117,7 +118,8 @@ def _eval_video(videos: List[Path], codecs: List[str], qualities: Optional[List[
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from ..eval.video_eval import evaluate_videos, write_video_report
-    from .app import _fail, err, out
+    from .common import err, out
+    from .common import fail as _fail
     from .video import _parse_size
 
     try:
@@ -165,7 +167,8 @@ def bdrate_cmd(
     from ..eval.bdrate import METHODS
     from ..eval.report import METRICS, bd_table
     from ..eval.runner import load_results
-    from .app import _fail, err, out
+    from .common import err, out
+    from .common import fail as _fail
 
     try:
         if metric not in METRICS:

@@ -21,30 +21,15 @@ from ..bitstream import BitstreamError
 from ..errors import WeightsMissingError
 from ..imageio import UnsupportedImageError, write_image
 from ..util import atomic_write
+from .common import EXPECTED as _EXPECTED
+from .common import err, out
+from .common import fail as _fail
+from .common import same_file as _same
 
 __all__ = ["video_app"]
 
 video_app = typer.Typer(add_completion=False, no_args_is_help=True,
                         help="Video: encode a clip (video file or frames folder) into a .glc file and back.")
-out = Console()
-err = Console(stderr=True)
-
-#: OSError covers FileExistsError, FileNotFoundError, IsADirectoryError, PermissionError, a full disk.
-_EXPECTED = (BitstreamError, UnsupportedImageError, ValueError, OSError, WeightsMissingError)
-
-
-def _fail(e: BaseException) -> None:
-    err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
-    raise typer.Exit(1)
-
-
-def _same(a: Path, b: Path) -> bool:
-    try:
-        return a.resolve() == b.resolve()
-    except OSError:
-        return False
-
-
 @contextmanager
 def _progress() -> Iterator["_Bar"]:
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -158,9 +143,9 @@ def decode_cmd(
         if frames_dir is None:
             if dst.exists() and not force:
                 raise FileExistsError(f"{dst} exists; pass --force to overwrite it")
-            from ..video.io import _plan
+            from ..video.io import output_plan
 
-            _plan(dst.suffix.lower(), not lossy, None, 12)  # reject a bad suffix before decoding
+            output_plan(dst.suffix.lower(), not lossy, None, 12)  # reject a bad suffix before decoding
         if not src.is_file():
             raise FileNotFoundError(f"no such file: {src}")
         data = src.read_bytes()

@@ -633,6 +633,8 @@ class PFNRCodec(VideoCodecBase):
         The earlier sessions' streams are copied unchanged, so their videos decode exactly as
         before. ``x`` must have the payload's H and W; its frame count and channels are its own.
         """
+        if not isinstance(payload, Payload):
+            raise TypeError(f"pfnr: append takes a Payload (the video API reads files), got {type(payload).__name__}")
         arch = self._arch_of(payload)
         t, c, h, w = self._check_input(x)
         if (h, w) != (arch.height, arch.width):

@@ -23,9 +23,11 @@ per-symbol coding of the group-sorted symbols with ``tables[groups]`` (a test pi
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import numpy as np
 import constriction
+from numpy.typing import ArrayLike
 
 from ..bitstream.errors import CorruptStreamError
 from .coder import _range_decode, _words
@@ -58,7 +60,7 @@ def _check_precision(precision: int) -> int:
 # -- quantisation ----------------------------------------------------------------------------
 
 
-def quantize_pmf(probs: np.ndarray, precision: int = 16) -> np.ndarray:
+def quantize_pmf(probs: ArrayLike, precision: int = 16) -> np.ndarray:
     """Integer frequency tables, one per row, from float probabilities.
 
     ``probs`` has any shape ``(..., K)``; rows need not be normalised (counts work too) but
@@ -111,8 +113,7 @@ def quantize_pmf(probs: np.ndarray, precision: int = 16) -> np.ndarray:
     w = np.rint(np.ldexp(flat, (bits - exp.astype(np.int64))[:, None])).astype(np.int64)
     total = w.sum(axis=1, keepdims=True)  # integer sum: order-independent, exact
 
-    # w * total_weight <= 2**bits * 2**precision = 2**62; removals below are < 2**48
-    t_weight = 1 << p_bits
+    t_weight = 1 << p_bits  # products below stay < 2**62; the removals < 2**48
     num = w * t_weight
     base = num // total  # floor shares
     rem = num % total
@@ -166,7 +167,7 @@ def _exp_deterministic(x: np.ndarray) -> np.ndarray:
     return np.ldexp(poly, k.astype(np.int64))
 
 
-def pmf_from_logits(logits: np.ndarray, precision: int = 16) -> np.ndarray:
+def pmf_from_logits(logits: ArrayLike, precision: int = 16) -> np.ndarray:
     """Softmax in float64 over the last axis, then :func:`quantize_pmf`.
 
     The exponential is computed with basic IEEE operations only (not ``np.exp``, whose SIMD
@@ -196,7 +197,7 @@ def pmf_from_logits(logits: np.ndarray, precision: int = 16) -> np.ndarray:
 # -- coder -----------------------------------------------------------------------------------
 
 
-def _as_index_array(a, what: str, err: type[ValueError]) -> np.ndarray:
+def _as_index_array(a: ArrayLike, what: str, err: type[ValueError]) -> np.ndarray:
     arr = np.asarray(a)
     if arr.size == 0:
         return np.zeros(0, np.int64)
@@ -231,7 +232,7 @@ class CategoricalCoder:
 
     # -- validation ----------------------------------------------------------------------
 
-    def _tables(self, tables, err: type[ValueError]) -> np.ndarray:
+    def _tables(self, tables: ArrayLike, err: type[ValueError]) -> np.ndarray:
         t = np.asarray(tables)
         if t.dtype.kind not in "iu":
             raise err(
@@ -260,7 +261,9 @@ class CategoricalCoder:
         # scaling, no rounding at all.
         return np.ascontiguousarray(np.ldexp(t.astype(np.float64), -self.precision))
 
-    def _plan(self, t: np.ndarray, groups, n: int | None, err: type[ValueError]):
+    def _plan(
+        self, t: np.ndarray, groups: ArrayLike | None, n: int | None, err: type[ValueError]
+    ) -> tuple[int, np.ndarray | None, np.ndarray | None]:
         """(n, order, counts) for per-group coding, or (n, None, None) for per-symbol rows."""
         if groups is None:
             rows = t.shape[0]
@@ -287,7 +290,7 @@ class CategoricalCoder:
     # integer frequencies (CustomModel calls back into Python per symbol). We pass the exact
     # dyadic float64 values freq / 2**precision with perfect=False, whose quantisation to
     # constriction's 24-bit CDF is then exact integer arithmetic: the row sum is exactly 1.0
-    # (all partial sums are multiples of 2**-precision below 2, exact), the scale is the
+    # (all partial sums are multiples of 2**-precision, at most 1: exact), the scale is the
     # integer 2**24 - K, and each CDF point floor(C * (2**24 - K) / 2**precision) + j is a
     # product below 2**48, exact in float64, truncated to an integer. No float rounding
     # happens anywhere, so encoder and decoder agree bit for bit on any IEEE-754 machine.
@@ -295,7 +298,7 @@ class CategoricalCoder:
     # lazy perfect=False models are binary compatible, which the per-group / per-symbol test
     # pins.)
 
-    def encode(self, symbols, tables, groups=None) -> bytes:
+    def encode(self, symbols: ArrayLike, tables: ArrayLike, groups: ArrayLike | None = None) -> bytes:
         """Range-code ``symbols`` (ints in ``[0, K)``, any shape, read flat) into bytes."""
         t = self._tables(tables, ValueError)
         s = _as_index_array(symbols, "symbols", ValueError)
@@ -322,8 +325,15 @@ class CategoricalCoder:
                         start += cnt
         return enc.get_compressed().astype("<u4").tobytes()
 
-    def decode(self, data: bytes, tables, groups=None, n: int | None = None) -> np.ndarray:
-        """Symbols coded by :meth:`encode` with the same tables and groups (flat int64)."""
+    def decode(
+        self, data: bytes, tables: ArrayLike, groups: ArrayLike | None = None, n: int | None = None
+    ) -> np.ndarray:
+        """Symbols coded by :meth:`encode` with the same tables and groups (flat int64).
+
+        ``n`` is the number of symbols. It defaults to the number of group ids (per-group
+        mode) or of table rows (per-symbol mode) and is needed only with one shared row;
+        otherwise it is a consistency check.
+        """
         t = self._tables(tables, CorruptStreamError)
         if n is not None:
             if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
@@ -353,18 +363,19 @@ class CategoricalCoder:
                     start += cnt
         if not dec.maybe_exhausted():
             raise CorruptStreamError(
-                "entropy-coded stream does not end after its last symbol (damaged, truncated or extended)"
+                "entropy-coded stream does not end after its last symbol"
+                " (damaged, truncated or extended)"
             )
         return out
 
-    def _chunks(self, t: np.ndarray):
+    def _chunks(self, t: np.ndarray) -> Iterator[tuple[int, int, np.ndarray]]:
         """Per-symbol rows as float64 chunks ``(a, b, rows[a:b])``, bounded in memory."""
         chunk = max(1, _CHUNK_ENTRIES // t.shape[1])
         for a in range(0, t.shape[0], chunk):
             b = min(t.shape[0], a + chunk)
             yield a, b, self._rows(t[a:b])
 
-    def ideal_bits(self, symbols, tables, groups=None) -> float:
+    def ideal_bits(self, symbols: ArrayLike, tables: ArrayLike, groups: ArrayLike | None = None) -> float:
         """Sum of ``-log2(freq / 2**precision)`` over the symbols (the quantised model's cost)."""
         t = self._tables(tables, ValueError)
         s = _as_index_array(symbols, "symbols", ValueError)

@@ -37,7 +37,7 @@ import torch
 
 from .. import __version__ as _version
 from .. import api
-from ..codecs import open_codec
+from ..codecs import Placeable, Refinable, open_codec
 from ..errors import WeightsMissingError
 from ..datasets import Dataset
 from ..imageio import load_image, to_tensor
@@ -202,7 +202,7 @@ _warmed: set[tuple[str, str]] = set()
 
 
 def _codec_device(codec: Any) -> str:
-    return str(getattr(codec, "device", "cpu")) if hasattr(codec, "to") else "cpu"
+    return str(getattr(codec, "device", "cpu")) if isinstance(codec, Placeable) else "cpu"
 
 
 def _warm_up(name: str, device: Optional[str]) -> None:  # name: a registered codec, not a label
@@ -292,7 +292,7 @@ def _check_codecs(codecs: Sequence[str], qualities: Optional[Sequence[int]]) -> 
         except ValueError as e:
             raise EvalError(str(e)) from None
         codec = open_codec(variant.codec)  # UnknownCodecError names the known ones
-        if variant.refine and not getattr(codec, "refinable", False):
+        if variant.refine and not isinstance(codec, Refinable):
             raise EvalError(f"{name}: {variant.codec} has no encoder-side refinement; the codecs with it are in "
                             f"the refine column of `glocal-codec list`")
         if codec.media != "image":

@@ -278,7 +278,7 @@ def _iter_frames(arr: np.ndarray) -> Iterator[np.ndarray]:
         yield arr[i]
 
 
-def _plan(suffix: str, lossless: bool, pix_fmt: str | None, crf: int) -> tuple[str, str, str, dict[str, str]]:
+def output_plan(suffix: str, lossless: bool, pix_fmt: str | None, crf: int) -> tuple[str, str, str, dict[str, str]]:
     """(muxer, encoder, pix_fmt, options) for an output suffix."""
     if suffix == ".y4m":
         pf = pix_fmt or "yuv444p"
@@ -317,7 +317,7 @@ def write_video(path: str | os.PathLike, clip: VideoClip | torch.Tensor, *, fps:
         raise IsADirectoryError(f"{path} is a directory (use write_frames for a frames folder)")
     if path.exists() and not force:
         raise FileExistsError(f"{path} exists; pass --force to overwrite it")
-    muxer, encoder, pf, options = _plan(path.suffix.lower(), lossless, pix_fmt, crf)
+    muxer, encoder, pf, options = output_plan(path.suffix.lower(), lossless, pix_fmt, crf)
     arr = to_uint8_frames(clip.frames)
     t, h, w, _ = arr.shape
     if pf == "yuv420p" and (h % 2 or w % 2):

@@ -1,0 +1,77 @@
+"""Add files to the frozen compatibility corpus (``tests/compat/``); never rewrites one.
+
+For every codec available here, and for its installed weights, the corpus should hold one file
+``<codec>-<digest>.glc`` written by the release that added it, and ``<codec>-<digest>.npz``: the
+8-bit pixels it decoded to then. ``tests/compat/test_compat.py`` decodes them all with the
+current code. When a codec's weights change, run this script: it adds a file for the new
+digest and leaves the old ones alone, which from then on must fail with the clear
+"weights differ" error (``WeightsMismatchError``) -- see docs/bitstream.md.
+
+    python tests/compat/make_corpus.py            # adds what is missing, prints what it wrote
+
+The inputs are synthetic (made here from a seed), so nothing from the shared data folder is
+ever committed.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+HERE = Path(__file__).resolve().parent
+#: Fitting budget of the INR video codecs for corpus files: enough for a real file, not quality.
+INR_EPOCHS = 2
+
+
+def synthetic_image(h: int = 37, w: int = 45) -> torch.Tensor:
+    """A smooth gradient, an edge and mild texture: 1 x 3 x h x w in [0, 1], odd size on purpose."""
+    g = torch.Generator().manual_seed(27)
+    yy, xx = torch.meshgrid(torch.linspace(0, 1, h), torch.linspace(0, 1, w), indexing="ij")
+    img = torch.stack([xx, yy, 0.5 * (xx + yy)])
+    img[:, h // 3: 2 * h // 3, w // 4: w // 2] = torch.tensor([0.9, 0.2, 0.1]).view(3, 1, 1)
+    img = img + 0.05 * torch.rand(3, h, w, generator=g)
+    return img.clamp(0, 1).unsqueeze(0)
+
+
+def synthetic_clip(t: int = 3, h: int = 24, w: int = 32) -> torch.Tensor:
+    """A gradient moving one pixel per frame, with a bright square: t x 3 x h x w."""
+    base = synthetic_image(h, w + t)[0]
+    return torch.stack([base[:, :, i: i + w] for i in range(t)])
+
+
+def to_uint8(x: torch.Tensor) -> np.ndarray:
+    return (x.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+
+
+def main() -> int:
+    import glocal_codec as gc
+    from glocal_codec import video
+    from glocal_codec.codecs import list_codecs, open_codec
+
+    wrote = []
+    for info in list_codecs():
+        codec = open_codec(info.name)
+        digest = codec.weights_digest(info.default_quality).hex()
+        stem = HERE / f"{info.name}-{digest}"
+        if stem.with_suffix(".glc").exists():
+            continue
+        if info.media == "image":
+            data = gc.encode(synthetic_image(), codec=info.name, quality=info.default_quality)
+            pixels = to_uint8(gc.decode_tensor(data))
+        else:
+            if hasattr(codec, "epochs"):  # a maintenance script, not library code: budget of the INR fit
+                codec.epochs = INR_EPOCHS
+            data = video.encode_video(synthetic_clip(), codec=info.name, quality=info.default_quality, fps=24)
+            pixels = to_uint8(video.decode_video(data).frames)
+        stem.with_suffix(".glc").write_bytes(data)
+        np.savez_compressed(stem.with_suffix(".npz"), pixels=pixels)
+        wrote.append(f"{stem.name}.glc ({len(data)} bytes)")
+    print("\n".join(wrote) or "nothing to add")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
