@@ -1,4 +1,5 @@
-# Two commands do all the set-up: `make demo` and `make test`.
+# Two commands do all the set-up: `make demo` and `make test` (CI: everything; `make test-fast`
+# leaves out the tests marked slow, for the edit-test loop).
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -8,13 +9,13 @@ PIP    := $(VENV)/bin/pip
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 export GLOCAL_CODEC_DATA ?= $(abspath ../shared/data)
 
-.PHONY: venv demo test bench clean
+.PHONY: venv demo test test-fast bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q $(TORCH_PINS)
-	$(PIP) install -q -e '.[test,eval]'
+	$(PIP) install -q -e '.[test,eval,distributed]'
 	touch $@
 
 venv: $(VENV)/.installed
@@ -24,6 +25,9 @@ demo: venv
 
 test: venv
 	$(PY) -m pytest -q -p no:cacheprovider
+
+test-fast: venv
+	$(PY) -m pytest -q -p no:cacheprovider -m "not slow"
 
 bench: venv
 	$(PY) benchmarks/entropy_coding.py

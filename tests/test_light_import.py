@@ -9,6 +9,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 import glocal_codec as gc
 
 _PROBE = """
@@ -22,6 +24,7 @@ print(json.dumps({"before": before, "names": names, "after_jpeg": after_jpeg}))
 """
 
 
+@pytest.mark.slow
 def test_import_loads_no_model_code() -> None:
     out = subprocess.run([sys.executable, "-c", _PROBE], capture_output=True, text=True, check=True, timeout=300)
     got = json.loads(out.stdout.strip().splitlines()[-1])

@@ -245,6 +245,7 @@ def test_there_are_codecs_to_fuzz() -> None:
     assert {"jpeg", "webp", "avif", "jpeg2000"} <= set(IMAGE_CODECS)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("codec", IMAGE_CODECS)
 def test_fuzz_decode(codec: str, base_files: dict[str, bytes]) -> None:
     base = base_files[codec]
@@ -257,6 +258,7 @@ def test_fuzz_decode(codec: str, base_files: dict[str, bytes]) -> None:
     run()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("codec", IMAGE_CODECS)
 def test_fuzz_container_reader(codec: str, base_files: dict[str, bytes]) -> None:
     """The reader alone (fast): only BitstreamError, and a file that parses re-serialises exactly."""

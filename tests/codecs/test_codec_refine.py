@@ -30,6 +30,7 @@ def _real_loss(x: torch.Tensor, data: bytes, quality: int) -> float:
 # the estimated loss by less than a byte's worth (measured: same size, MSE within 2 %).
 @pytest.mark.parametrize(("codec", "quality"), [("msh", 1), ("msh", 6), ("factorized", 6), ("glocal", 1),
                                                 ("glocal", 6)])
+@pytest.mark.slow
 def test_refined_file_decodes_and_has_a_lower_real_loss(codec: str, quality: int, kodak_crop: torch.Tensor) -> None:
     if codec in UNTRAINED:
         pytest.skip(f"{codec} runs on untrained stand-in weights here")
@@ -82,6 +83,7 @@ def _smooth_image(h: int, w: int, seed: int = 0) -> torch.Tensor:
     return torch.nn.functional.interpolate(base, size=(h, w), mode="bilinear", align_corners=False)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("codec", ["msh", "factorized"])
 def test_tile_windows_give_the_whole_image_gradient(codec: str) -> None:
     # The claim that makes tiled refinement exact: with the model's halo, a tile's loss gradient
@@ -119,6 +121,7 @@ def test_tile_windows_give_the_whole_image_gradient(codec: str) -> None:
     assert not torch.allclose(no_halo, whole, rtol=1e-3, atol=1e-3 * whole.abs().max().item())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("codec", ["msh", "factorized"])
 def test_large_images_are_refined_tile_by_tile(codec: str, monkeypatch, data_dir) -> None:
     # shrink the limits so that a small image takes the large-image path: 6 tiles of 8 x 8 latents

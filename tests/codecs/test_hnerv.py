@@ -25,6 +25,7 @@ def fitted(motion: torch.Tensor) -> tuple[HNeRVCodec, Payload]:
     return c, c.encode(motion, 4)
 
 
+@pytest.mark.slow
 def test_quality_floor_with_a_real_budget(fitted, motion: torch.Tensor) -> None:
     c, payload = fitted
     out = c.decode(payload)

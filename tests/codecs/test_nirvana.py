@@ -54,6 +54,7 @@ def quick(motion: torch.Tensor) -> tuple[NirvanaCodec, Payload]:
     return c, c.encode(motion, 3)
 
 
+@pytest.mark.slow
 def test_quality_floor_through_a_file(real_file: bytes, motion: torch.Tensor, tmp_path) -> None:
     path = tmp_path / "clip.nirvana.glc"
     path.write_bytes(real_file)

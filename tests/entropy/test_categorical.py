@@ -382,6 +382,7 @@ def _run_elsewhere(env_extra: dict[str, str]) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_same_bytes_in_another_process_with_other_cpu_paths() -> None:
     """The project's stand-in for another machine: torch's and NumPy's SIMD paths switched off
     (NumPy's np.exp gives different last bits there, which is why pmf_from_logits avoids it),

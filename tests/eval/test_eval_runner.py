@@ -125,6 +125,7 @@ def test_bad_requests_are_clear_errors(images: Path, tmp_path: Path) -> None:
         evaluate(other, ["jpeg"], [1], results_path=tmp_path / "r.json", lpips=False)
 
 
+@pytest.mark.slow
 def test_parallel_workers_give_the_same_numbers(images: Path, tmp_path: Path) -> None:
     ds = image_folder(images)
     one = evaluate(ds, ["jpeg"], [2], results_path=tmp_path / "a.json", lpips=False)

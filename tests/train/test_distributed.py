@@ -17,8 +17,11 @@ import pytest
 import torch
 from PIL import Image
 
-pytestmark = pytest.mark.skipif(not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
-                                reason="torch built without the gloo backend")
+pytestmark = [
+    pytest.mark.slow,  # torchrun process groups: two interpreters that train, tens of seconds each
+    pytest.mark.skipif(not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
+                                reason="torch built without the gloo backend"),
+]
 
 
 @pytest.fixture(scope="module")
