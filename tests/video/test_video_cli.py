@@ -152,3 +152,12 @@ def test_pfnr_append_decode_video_n_and_info(tmp_path: Path, frames_dir: Path) -
     x264 = tmp_path / "x.glc"
     assert run("video", "encode", frames_dir, "-o", x264, "-c", "x264", "-n", "2").exit_code == 0
     assert "only pfnr" in one_error_line(run("video", "append", x264, second, "-o", tmp_path / "y.glc"))
+
+
+@pytest.mark.parametrize("args", [["video", "info"], ["info"], ["decode"]])
+def test_error_paths_are_printed_as_they_are(tmp_path: Path, args: list[str]) -> None:
+    """One error printer for every command: a path with rich markup in it is not eaten."""
+    bad = tmp_path / "no[red]such.glc"
+    res = run(*args, bad, *(["-o", tmp_path / "x.png"] if args == ["decode"] else []))
+    assert res.exit_code == 1
+    assert "no[red]such.glc" in res.output.replace("\n", "")

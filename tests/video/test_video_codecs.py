@@ -45,7 +45,7 @@ INR = {"hnerv", "nirvana", "pfnr"}
 
 def no_quality_floor_here(name: str) -> None:
     if name in INR:
-        pytest.skip(f"{name} is fitted with a 2-epoch budget here; its quality floor is in test_inr_{name}.py")
+        pytest.skip(f"{name} is fitted with a 2-epoch budget here; its quality floor is in tests/codecs/test_{name}.py")
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:

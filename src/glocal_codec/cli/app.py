@@ -136,7 +136,7 @@ def list_cmd() -> None:
 
 @app.command()
 def train(
-    codec: str = typer.Argument(..., help="msh, factorized or glocal"),
+    codec: str = typer.Argument(..., help="a learned image codec (the ones with weights in `glocal-codec list`)"),
     quality: Optional[List[int]] = typer.Option(None, "--quality", "-q",
                                                 help="train only these levels (default: all; one model serves every level; "
                                                      "repeat a level to draw it more often)"),

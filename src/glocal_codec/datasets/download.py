@@ -18,6 +18,8 @@ import zipfile
 from pathlib import Path
 from typing import Callable, Optional
 
+from ..util import atomic_write
+
 __all__ = [
     "CACHE_ENV",
     "DownloadError",
@@ -66,15 +68,13 @@ def download(url: str, dest: str | os.PathLike, *, sha256: Optional[str] = None,
     is only replaced by a verified file.
     """
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
     open_url = opener or urllib.request.urlopen
-    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    tmp = Path(tmp_name)
-    try:
+
+    def fetch(tmp: str) -> None:
         h = hashlib.sha256()
         got = 0
         try:
-            with os.fdopen(fd, "wb") as out, open_url(url, timeout=timeout) as resp:  # type: ignore[operator]
+            with open(tmp, "wb") as out, open_url(url, timeout=timeout) as resp:  # type: ignore[operator]
                 total = _content_length(resp)
                 while True:
                     chunk = resp.read(_CHUNK)
@@ -93,11 +93,10 @@ def download(url: str, dest: str | os.PathLike, *, sha256: Optional[str] = None,
         if sha256 is not None and digest != sha256:
             raise ChecksumError(f"{url}: sha256 {digest} does not match the recorded {sha256}")
         if verify is not None:
-            verify(tmp)
-        os.replace(tmp, dest)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+            verify(Path(tmp))
+
+    # the one atomic writer: a failed or rejected download leaves nothing, an old dest stays
+    atomic_write(dest, fetch, force=True, mkdir=True, suffix=".part")
     return dest
 
 

@@ -24,20 +24,13 @@ to "random in, zero out": ``g_a`` / ``h_a`` produce them as exactly 0 (zero inco
 ``g_s`` / ``h_s`` read them with small random weights, so they cost no bits and change nothing
 at the start, yet receive a gradient on the first step.
 
-What it does in practice (measured 2026-12-01, CPU, mixed quantisation): widening the latent
-width M does not pay on a CPU budget: new latent channels stay (or fall back to) zero bits.
-With zero analysis rows and synthesis reads at 0.1x or 1x the default init they carry ~0.002
-bpp after 1,000-2,400 steps; started as small random features (0.23 bpp at q6) the rate term
-switched them off within 500 steps. A new latent channel costs bits before the synthesis has
-learnt to use it, and rounding hides it from the synthesis until it crosses 0.5, so gradient
-descent keeps it closed. The growth schedule of the training loop opens it (``TrainConfig.grow_from``
-/ ``grow_steps``, ``MeanScaleHyperprior.forward``): while growing, the synthesis sees the new
-channels with additive noise instead of rounding and their rate gradient is ramped from 0 to 1.
-Measured 2026-12-01 (msh, M 96 -> 192, 2,000 growth steps then 10,124 plain, 85 min on 2 CPU
-threads): the new channels carry 4-19 % of the latent's bits (q1-q6, first 4 Kodak images), the unquantised ceiling
-rose by ~2 dB and the shipped ``msh`` went from M = 96 to M = 192 (BD-rate -2.0 %). Widening N also widens ``msh``'s hyper-latent (it
-has N channels); before the new channels got peaked densities (below) their fresh ones cost
-+0.085 bpp on kodim01, which is what sank the first N = 128 runs.
+Widening the latent width M needs the growth schedule of the training loop
+(``TrainConfig.grow_from`` / ``grow_steps``, ``MeanScaleHyperprior.forward``): a new latent
+channel costs bits before the synthesis has learnt to use it, and rounding hides it from the
+synthesis until it crosses 0.5, so plain gradient descent keeps it closed; while growing, the
+synthesis sees the new channels with additive noise instead of rounding and their rate
+gradient is ramped from 0 to 1. What widening did for the shipped ``msh`` (measurements, step
+counts) is in ``docs/training.md``.
 """
 
 from __future__ import annotations
