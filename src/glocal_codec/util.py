@@ -30,14 +30,42 @@ def _plain_mode(path: str) -> None:
     os.chmod(path, 0o666 & ~mask)
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+def _clean_stale(folder: Path, name: str) -> None:
+    """Remove temporary files of ``name`` left by writers that were killed (their pid is gone)."""
+    for p in folder.glob(f".{name}.*{_PARTIAL}*"):
+        try:
+            pid = int(p.name[len(name) + 2:].split(".", 1)[0])
+        except ValueError:
+            continue
+        if pid != os.getpid() and not _alive(pid):
+            p.unlink(missing_ok=True)
+
+
+#: Marks temporary files: ``.<name>.<pid>.<random>.partial[<suffix>]`` in the target's folder.
+_PARTIAL = ".partial"
+
+
 def atomic_write(path: str | os.PathLike, content: Content, *, force: bool = False, mkdir: bool = False,
-                 suffix: str = ".tmp") -> Path:
+                 suffix: str = "") -> Path:
     """Write ``content`` to ``path`` atomically: a temporary file in the same folder, then a rename.
 
     A reader sees the old file or the new one, never a partial one; a failed write leaves
-    nothing behind. Refuses to replace an existing file unless ``force`` (the CLI's ``--force``);
-    ``mkdir`` creates missing parent folders. ``suffix`` is the temporary file's (some writers,
-    matplotlib and PyAV, pick the format from the file name).
+    nothing behind. Without ``force`` an existing file is never replaced, and the final step
+    is an exclusive create (a hard link, which fails if the name exists), so of two writers
+    racing for the same new name exactly one wins and the other gets ``FileExistsError``.
+    ``mkdir`` creates missing parent folders; ``suffix`` ends the temporary file's name (some
+    writers pick the format from it). Temporary files are named ``.<name>.<pid>.*.partial``;
+    those of killed writers are removed by the next write to the same name.
     """
     path = Path(path)
     if path.is_dir():
@@ -49,7 +77,8 @@ def atomic_write(path: str | os.PathLike, content: Content, *, force: bool = Fal
         folder.mkdir(parents=True, exist_ok=True)
     elif not folder.is_dir():
         raise FileNotFoundError(f"output folder {folder} does not exist")
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=suffix)
+    _clean_stale(folder, path.name)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.{os.getpid()}.", suffix=_PARTIAL + suffix)
     try:
         if callable(content):
             os.close(fd)
@@ -58,11 +87,28 @@ def atomic_write(path: str | os.PathLike, content: Content, *, force: bool = Fal
             with os.fdopen(fd, "wb") as f:
                 f.write(content.encode("utf-8") if isinstance(content, str) else content)
         _plain_mode(tmp)
-        os.replace(tmp, path)
+        if force:
+            os.replace(tmp, path)
+        else:
+            _create_exclusive(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _create_exclusive(tmp: str, path: Path) -> None:
+    """Give ``tmp`` the name ``path`` only if nothing has that name (atomically), then drop ``tmp``."""
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise FileExistsError(f"{path} exists; pass --force to overwrite it") from None
+    except OSError:  # a file system without hard links: the best it offers is check-then-rename
+        if path.exists():
+            raise FileExistsError(f"{path} exists; pass --force to overwrite it") from None
+        os.replace(tmp, path)
+        return
+    os.unlink(tmp)
 
 
 def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:

@@ -2,7 +2,7 @@
 
 Every test loops over ``list_codecs(media="video")``, so a new video codec is tested the moment
 it registers. The INR codecs (fitted per clip) run here with a tiny fitting budget (set in the
-root conftest), so their quality floors live in their own tests (``test_inr_*.py``).
+root conftest), so their quality floors live in their own tests (``tests/codecs/test_hnerv.py`` etc.).
 """
 
 from __future__ import annotations

@@ -96,7 +96,7 @@ def download(url: str, dest: str | os.PathLike, *, sha256: Optional[str] = None,
             verify(Path(tmp))
 
     # the one atomic writer: a failed or rejected download leaves nothing, an old dest stays
-    atomic_write(dest, fetch, force=True, mkdir=True, suffix=".part")
+    atomic_write(dest, fetch, force=True, mkdir=True)
     return dest
 
 

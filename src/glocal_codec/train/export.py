@@ -11,6 +11,7 @@ import torch
 
 from ..codecs.hyperprior import LAMBDAS
 from ..weights import save_state, update_manifest, weights_base
+from .checkpoint import load_checkpoint
 from .loop import build_model, model_config
 
 __all__ = ["export_checkpoint"]
@@ -19,7 +20,7 @@ __all__ = ["export_checkpoint"]
 def export_checkpoint(checkpoint: Path, codec: str, out_dir: Path | None = None,
                       command: str = "", notes: dict[str, Any] | None = None) -> Path:
     """Freeze the coding tables of a checkpoint and write ``<codec>.safetensors`` + manifest row."""
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    state = load_checkpoint(checkpoint)
     tcfg = state["config"]
     # the model's own config as trained (older checkpoints: n and m of the training config)
     if "model_config" in state:

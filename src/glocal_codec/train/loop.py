@@ -28,6 +28,7 @@ import torch
 from ..codecs import codec_class, codec_names
 from ..codecs.hyperprior import LAMBDAS, ModelConfig
 from ..codecs.learned import LearnedImageCodec
+from .checkpoint import load_checkpoint
 from .data import CropSampler, find_images
 from ..util import atomic_write
 from .widen import is_narrower, widen_state
@@ -162,7 +163,7 @@ def init_from(model: torch.nn.Module, path: Path) -> int:
 
         src = load_file(str(path))
     else:
-        src = torch.load(path, map_location="cpu", weights_only=False)["model"]
+        src = load_checkpoint(path)["model"]
     # a model may know how to read another model's weights (glocal from msh: renamed layers)
     adapt = getattr(model, "adapt_source", None)
     mapped = False
@@ -258,7 +259,7 @@ def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] | N
         copied = init_from(model, Path(cfg.init_from))
         log(f"initialised {copied} tensors from {cfg.init_from}")
     if resume and ckpt_path.exists():
-        state = torch.load(ckpt_path, map_location=device, weights_only=False)
+        state = load_checkpoint(ckpt_path, map_location=device)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optim"])
         step, elapsed = state["step"], state["seconds"]
