@@ -139,6 +139,7 @@ def test_parallel_workers_give_the_same_numbers(images: Path, tmp_path: Path) ->
         assert a.ms_ssim == pytest.approx(b.ms_ssim, abs=1e-6)  # float32 sums may differ by thread count
 
 
+@pytest.mark.slow
 def test_ray_backend(images: Path, tmp_path: Path) -> None:
     pytest.importorskip("ray")
     res = evaluate(image_folder(images), ["jpeg"], [1], results_path=tmp_path / "r.json", lpips=False,
