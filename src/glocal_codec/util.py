@@ -14,9 +14,10 @@ import tempfile
 from pathlib import Path
 from typing import Callable, Union
 
+import numpy as np
 import torch
 
-__all__ = ["atomic_write", "file_sha256", "psnr"]
+__all__ = ["atomic_write", "file_sha256", "psnr", "exp_exact"]
 
 #: Bytes or text to write, or a callable that writes the file at the temporary path it is given
 #: (for writers that want a file name: ``torch.save``, safetensors, PyAV, matplotlib).
@@ -138,3 +139,25 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
 
 def _to8(x: torch.Tensor) -> torch.Tensor:
     return (x.detach().float().clamp(0, 1) * 255).round().to(torch.int64)
+
+
+# exp(x) from correctly rounded +, -, *, / and ldexp only (Cody-Waite range reduction with the
+# fdlibm split of ln 2, then a fixed-order Taylor polynomial). np.exp / torch.exp are *not*
+# bit-identical across CPUs: they dispatch to AVX2 / AVX-512 kernels whose results differ from
+# the scalar libm path in the last bit. Anything that must be identical on every machine (coding
+# tables, fixed-point decoders) uses this instead.
+_LN2_HI = 6.93147180369123816490e-01  # low 32 bits zero: k * _LN2_HI is exact for |k| < 2**20
+_LN2_LO = 1.90821492927058770002e-10
+_INV_LN2 = 1.44269504088896338700e00
+_EXP_COEFFS = [1.0 / math.factorial(n) for n in range(13, -1, -1)]  # |r| <= 0.35: error < 1e-17
+
+
+def exp_exact(x: np.ndarray) -> np.ndarray:
+    """exp of a float64 array (|x| < 700), bit-identical on every IEEE-754 machine."""
+    x = np.asarray(x, dtype=np.float64)
+    k = np.rint(x * _INV_LN2)
+    r = (x - k * _LN2_HI) - k * _LN2_LO
+    poly = np.full_like(r, _EXP_COEFFS[0])
+    for c in _EXP_COEFFS[1:]:
+        poly = poly * r + c  # two ufunc calls: no fused multiply-add, same rounding everywhere
+    return np.ldexp(poly, k.astype(np.int64))

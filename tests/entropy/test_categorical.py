@@ -13,7 +13,7 @@ import pytest
 
 from glocal_codec.bitstream import CorruptStreamError
 from glocal_codec.entropy import MAX_PRECISION, CategoricalCoder, pmf_from_logits, quantize_pmf
-from glocal_codec.entropy.categorical import _exp_deterministic
+from glocal_codec.util import exp_exact as _exp_deterministic
 
 
 def _tables(rng: np.random.Generator, rows: int, k: int, precision: int = 16) -> np.ndarray:
@@ -339,7 +339,7 @@ _SCRIPT = textwrap.dedent(
     import hashlib
     import numpy as np
     from glocal_codec.entropy import CategoricalCoder, pmf_from_logits, quantize_pmf
-    from glocal_codec.entropy.categorical import _exp_deterministic
+    from glocal_codec.util import exp_exact as _exp_deterministic
 
     def make():
         rng = np.random.default_rng(1234)

@@ -8,6 +8,7 @@ from .base import (
     NO_WEIGHTS,
     ClipInfo,
     Codec,
+    ExactSynthesis,
     LatentModel,
     MultiClip,
     Payload,
@@ -33,7 +34,7 @@ from .registry import (
 
 __all__ = [
     "Codec", "Payload", "NO_WEIGHTS", "Refinable", "Placeable", "VideoCodec", "MultiClip", "ClipInfo",
-    "LatentModel", "ProgressFn", "CODEC_IDS", "CODEC_NAMES", "CODEC_TABLE", "CodecRow", "THIRD_PARTY_MIN_ID",
+    "LatentModel", "ExactSynthesis", "ProgressFn", "CODEC_IDS", "CODEC_NAMES", "CODEC_TABLE", "CodecRow", "THIRD_PARTY_MIN_ID",
     "ENTRY_POINT_GROUP", "CodecInfo", "codec_class", "codec_id", "codec_name", "codec_names", "list_codecs",
     "load_entry_points", "open_codec", "register_codec", "unregister_codec",
 ]

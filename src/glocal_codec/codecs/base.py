@@ -22,7 +22,7 @@ import torch
 
 __all__ = [
     "Payload", "Codec", "NO_WEIGHTS", "Refinable", "Placeable", "VideoCodec", "MultiClip", "ClipInfo",
-    "LatentModel", "ProgressFn", "Rounding",
+    "LatentModel", "ExactSynthesis", "ProgressFn", "Rounding",
 ]
 
 #: Weights digest written by codecs that have no weights (classical codecs).
@@ -173,3 +173,12 @@ class LatentModel(Protocol):
     def rd_terms(self, latents: list[torch.Tensor], rounding: Rounding, q: int) -> tuple[torch.Tensor, torch.Tensor]: ...
 
     def build_tables(self) -> None: ...
+
+
+@runtime_checkable
+class ExactSynthesis(Protocol):
+    """A :class:`LatentModel` whose decoder-side synthesis gives the same pixels on every machine
+    (thread count, CPU kernel set, GPU): :class:`~.learned.LearnedImageCodec` decodes with
+    ``synthesis_exact`` when the model has it (:mod:`glocal_codec.nn.fixed_point`)."""
+
+    def synthesis_exact(self, y_hat: torch.Tensor, q: int) -> torch.Tensor: ...

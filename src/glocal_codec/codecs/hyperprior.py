@@ -26,6 +26,8 @@ from ..nn import GDN, GainUnit, conv, deconv, ste_round  # first: imports compre
 from compressai.entropy_models import EntropyBottleneck, GaussianConditional  # noqa: E402
 
 from ..entropy import GaussianCoder, LevelCoders, TableCoder, factorized_bits, frozen_tables
+from ..nn.fixed_point import FixedPointNet
+from ..util import exp_exact
 
 __all__ = ["ModelConfig", "FactorizedPrior", "MeanScaleHyperprior", "ForwardResult", "LAMBDAS", "Z_BOUND", "gain_init"]
 
@@ -117,10 +119,27 @@ class _Base(nn.Module):
             "tables", torch.zeros(cfg.levels, eb_channels, 2 * self.bound + 1, dtype=torch.float64)
         )
         self._coders = LevelCoders(self.bound)
+        # fixed-point copies of the decoder's networks, built on first use; a plain dict keeps
+        # them out of state_dict() and .to(device)
+        self._fixed: dict[str, FixedPointNet] = {}
 
     @property
     def latent_channels(self) -> int:
         return self.cfg.m
+
+    def fixed_point(self, name: str) -> FixedPointNet:
+        """The fixed-point version of submodule ``name`` (``"g_s"``, ``"h_s"``), cached."""
+        if name not in self._fixed:
+            self._fixed[name] = FixedPointNet(getattr(self, name))
+        return self._fixed[name]
+
+    def synthesis_exact(self, y_hat: torch.Tensor, q: int) -> torch.Tensor:
+        """The synthesis as the decoder runs it: on the fixed-point grid (:mod:`glocal_codec.nn.fixed_point`),
+        so a file decodes to the same pixels on every machine. The inverse gain is one IEEE
+        division by a gain computed with :func:`~glocal_codec.util.exp_exact`."""
+        gain = torch.from_numpy(exp_exact(self.gain.log_gain[q].detach().double().cpu().numpy()))
+        y = y_hat.detach().double() / gain.to(y_hat.device).view(1, -1, 1, 1)
+        return self.fixed_point("g_s")(y).float()
 
     def build_tables(self) -> None:
         """Freeze each quality's density into a float64 probability table (after training)."""
@@ -130,6 +149,7 @@ class _Base(nn.Module):
 
     def _reset_caches(self) -> None:
         self._coders.clear()
+        self._fixed.clear()
 
     def load_state_dict(self, *args, **kwargs):  # noqa: D102 - derived caches follow the weights
         self._reset_caches()
@@ -250,12 +270,15 @@ class MeanScaleHyperprior(_Base):
 
         Runs on the CPU in float64 whatever device the transforms use: the scale indices
         must be identical in encoder and decoder, and float64 keeps thread-count (and
-        CPU/GPU) rounding differences ~1e-15, far below the spacing of the scale table.
+        CPU/GPU) rounding differences ~1e-15, far below the spacing of the scale table. The
+        means come from the fixed-point hyper-synthesis (:mod:`glocal_codec.nn.fixed_point`),
+        so the decoded latent ``symbol + mean`` is the same bits on every machine.
         """
         if not self._h_s64:
             self._h_s64.append(copy.deepcopy(self.h_s).double().cpu().eval())
         with torch.no_grad():
-            scales, means = self._h_s64[0](z_hat.double().cpu()).chunk(2, 1)
+            scales, _ = self._h_s64[0](z_hat.double().cpu()).chunk(2, 1)
+            _, means = self.fixed_point("h_s")(z_hat.cpu()).chunk(2, 1)
         return self.coder.scale_index(scales.numpy()), means.numpy()
 
     def latents(self, y: torch.Tensor, q: int) -> list[torch.Tensor]:

@@ -28,7 +28,7 @@ from ..engine import crop, pad_to_multiple, refine_latents, refine_tiled, resolv
 from ..errors import WeightsMissingError
 from ..util import file_sha256
 from ..weights import load_state, manifest_entry, weights_path
-from .base import LatentModel, Payload
+from .base import ExactSynthesis, LatentModel, Payload
 from .hyperprior import LAMBDAS, FactorizedPrior, MeanScaleHyperprior, ModelConfig
 
 __all__ = ["LearnedImageCodec", "FactorizedCodec", "MshCodec", "TILE_PIXELS"]
@@ -241,7 +241,9 @@ class LearnedImageCodec:
         if len(payload.streams) != model.n_streams:
             raise CorruptStreamError(f"{self.name} expects {model.n_streams} streams, got {len(payload.streams)}")
         y_hat = model.decompress(list(payload.streams), latent, q).to(self.device)
-        x_hat = self._transform(lambda t: model.synthesis(t, q), y_hat, analysis=False)
+        # the fixed-point synthesis where the model has one: the same pixels on every machine
+        synth = model.synthesis_exact if isinstance(model, ExactSynthesis) else model.synthesis
+        x_hat = self._transform(lambda t: synth(t, q), y_hat, analysis=False)
         x_hat = crop(x_hat, h, w).clamp_(0, 1)
         if c == 1:
             # back to one channel: the mean of the three (the network sees gray as R=G=B)

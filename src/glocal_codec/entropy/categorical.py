@@ -22,7 +22,6 @@ per-symbol coding of the group-sorted symbols with ``tables[groups]`` (a test pi
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 
 import numpy as np
@@ -30,6 +29,7 @@ import constriction
 from numpy.typing import ArrayLike
 
 from ..bitstream.errors import CorruptStreamError
+from ..util import exp_exact
 from .coder import _range_decode, _words
 
 __all__ = ["CategoricalCoder", "quantize_pmf", "pmf_from_logits", "MAX_PRECISION"]
@@ -146,25 +146,7 @@ def _rank_desc(key: np.ndarray) -> np.ndarray:
     return rank
 
 
-# exp(x) from correctly rounded +, -, *, / and ldexp only (Cody-Waite range reduction with the
-# fdlibm split of ln 2, then a fixed-order Taylor polynomial). np.exp is *not* bit-identical
-# across CPUs: NumPy dispatches to AVX2 / AVX-512 kernels whose results differ from the scalar
-# libm path in the last bit (about a quarter of inputs on the development machine).
-_LN2_HI = 6.93147180369123816490e-01  # low 32 bits zero: k * _LN2_HI is exact for |k| < 2**20
-_LN2_LO = 1.90821492927058770002e-10
-_INV_LN2 = 1.44269504088896338700e00
-_EXP_COEFFS = [1.0 / math.factorial(n) for n in range(13, -1, -1)]  # |r| <= 0.35: error < 1e-17
 _EXP_FLOOR = -64.0  # exp(-64) * 2**61 < 1e-9: rounds to 0 in quantize_pmf whatever the precision
-
-
-def _exp_deterministic(x: np.ndarray) -> np.ndarray:
-    """exp of x in [_EXP_FLOOR, 0], bit-identical on every IEEE-754 machine."""
-    k = np.rint(x * _INV_LN2)
-    r = (x - k * _LN2_HI) - k * _LN2_LO
-    poly = np.full_like(r, _EXP_COEFFS[0])
-    for c in _EXP_COEFFS[1:]:
-        poly = poly * r + c  # two ufunc calls: no fused multiply-add, same rounding everywhere
-    return np.ldexp(poly, k.astype(np.int64))
 
 
 def pmf_from_logits(logits: ArrayLike, precision: int = 16) -> np.ndarray:
@@ -191,7 +173,7 @@ def pmf_from_logits(logits: ArrayLike, precision: int = 16) -> np.ndarray:
     if np.isneginf(top).any():
         raise ValueError("a row of logits is all -inf")
     x = np.maximum(z - top, _EXP_FLOOR)  # -inf -> the floor; max entry -> exactly 0
-    return quantize_pmf(_exp_deterministic(x), precision)
+    return quantize_pmf(exp_exact(x), precision)  # bit-identical on every machine
 
 
 # -- coder -----------------------------------------------------------------------------------

@@ -1,0 +1,89 @@
+"""Cost of the fixed-point synthesis (identical pixels on every machine) against the float32 one.
+
+    .venv/bin/python benchmarks/exact_synthesis.py --codec msh --codec factorized --images 4 --threads 2
+
+For each image and quality level, decodes the same file's latents with the model's float32
+``synthesis`` and with ``synthesis_exact`` (:mod:`glocal_codec.nn.fixed_point`), and reports the
+PSNR of each against the original (the rate is the same file) and the synthesis time (best of
+``--repeat``). Images: the first ``--images`` of Kodak plus the CLIC images with ``--clic``.
+Writes ``benchmarks/results/exact_synthesis.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+
+import glocal_codec as gc
+from glocal_codec.bitstream import read_container
+from glocal_codec.datasets import dataset_dir, list_images
+from glocal_codec.imageio import load_image
+from glocal_codec.util import psnr
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def _best(fn, repeat: int) -> tuple[float, torch.Tensor]:
+    best, out = float("inf"), None
+    for _ in range(repeat):
+        t = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t)
+    return best, out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--codec", action="append", default=[])
+    p.add_argument("--images", type=int, default=4)
+    p.add_argument("--clic", action="store_true", help="also the CLIC images (held out: never tuned on)")
+    p.add_argument("--quality", type=int, action="append", default=[])
+    p.add_argument("--threads", type=int, default=torch.get_num_threads())
+    p.add_argument("--repeat", type=int, default=2)
+    a = p.parse_args()
+    torch.set_num_threads(a.threads)
+    images = list_images(dataset_dir("kodak"))[: a.images]
+    if a.clic:
+        images += list_images(dataset_dir("clic"))
+    rows = []
+    for name in a.codec or ["msh", "factorized"]:
+        codec = gc.open_codec(name)
+        model = codec.model
+        for path in images:
+            x = load_image(path)[0]
+            h, w = x.shape[-2:]
+            for q in a.quality or list(codec.qualities):
+                data = gc.encode(x, codec=name, quality=q)
+                cont = read_container(data)
+                m, ds = model.pad_multiple, model.downsample
+                shape = (1, model.latent_channels, -(-h // m) * m // ds, -(-w // m) * m // ds)
+                with torch.inference_mode():
+                    y_hat = model.decompress(list(cont.streams), shape, q - 1)
+                    t32, x32 = _best(lambda: model.synthesis(y_hat, q - 1), a.repeat)
+                    tfx, xfx = _best(lambda: model.synthesis_exact(y_hat, q - 1), a.repeat)
+                crop = (..., slice(0, h), slice(0, w))
+                row = dict(codec=name, image=Path(path).name, quality=q, bpp=8 * len(data) / (h * w),
+                           psnr_float=psnr(x, x32[crop].clamp(0, 1)), psnr_exact=psnr(x, xfx[crop].clamp(0, 1)),
+                           seconds_float=round(t32, 3), seconds_exact=round(tfx, 3))
+                rows.append(row)
+                print(f"{name} q{q} {row['image']}: {row['bpp']:.3f} bpp, PSNR {row['psnr_float']:.4f} -> "
+                      f"{row['psnr_exact']:.4f} dB, synthesis {t32:.2f} -> {tfx:.2f} s", flush=True)
+    summary = {}
+    for name in {r["codec"] for r in rows}:
+        rs = [r for r in rows if r["codec"] == name]
+        summary[name] = dict(
+            mean_psnr_change_db=sum(r["psnr_exact"] - r["psnr_float"] for r in rs) / len(rs),
+            max_abs_psnr_change_db=max(abs(r["psnr_exact"] - r["psnr_float"]) for r in rs),
+            time_ratio=sum(r["seconds_exact"] for r in rs) / sum(r["seconds_float"] for r in rs))
+        print(name, summary[name])
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "exact_synthesis.json").write_text(json.dumps(
+        {"threads": a.threads, "summary": summary, "rows": rows}, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
