@@ -86,7 +86,9 @@ def test_grayscale_inputs(pixels: np.ndarray) -> None:
         (torch.zeros(1, 2, 8, 8), ValueError),
         (torch.zeros(8, 8), ValueError),
         (12345, TypeError),
-        (b"\x89PNG", TypeError),
+        (b"\x89PNG", gc.UnsupportedImageError),  # image bytes are accepted; these are truncated
+        (b"", gc.UnsupportedImageError),
+        (np.zeros((8, 8, 3), np.complex64), ValueError),
     ],
 )
 def test_bad_inputs(bad, error) -> None:
@@ -270,3 +272,66 @@ def test_default_codec_and_quality(kodak_crop: torch.Tensor) -> None:
 def test_encode_is_deterministic(kodak_crop: torch.Tensor) -> None:
     for name in [c.name for c in gc.list_codecs(media="image")]:
         assert gc.encode(kodak_crop, codec=name) == gc.encode(kodak_crop.clone(), codec=name), name
+
+
+def test_encode_accepts_image_file_bytes(pixels: np.ndarray) -> None:
+    """PNG / JPEG / WebP bytes in memory encode like the same file on disk."""
+    import io
+
+    ref = gc.encode(pixels, codec="jpeg", quality=4)
+    for fmt, opts in (("PNG", {}), ("WEBP", {"lossless": True}), ("TIFF", {}), ("BMP", {})):
+        buf = io.BytesIO()
+        Image.fromarray(pixels).save(buf, format=fmt, **opts)
+        assert gc.encode(buf.getvalue(), codec="jpeg", quality=4) == ref, fmt
+        assert gc.encode(bytearray(buf.getvalue()), codec="jpeg", quality=4) == ref
+        assert gc.encode(memoryview(buf.getvalue()), codec="jpeg", quality=4) == ref
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, format="JPEG", quality=90)
+    assert gc.read_info(gc.encode(buf.getvalue(), codec="webp")).shape == (3, 96, 128)
+    with pytest.raises(ValueError, match=r"\.glc file already"):
+        gc.encode(ref)
+
+
+def test_numpy_input_is_copied_without_warning(pixels: np.ndarray) -> None:
+    """A read-only array (``np.asarray`` of a PIL image) gives no torch warning and is not aliased."""
+    import warnings
+
+    frozen = np.asarray(Image.fromarray(pixels))
+    assert not frozen.flags.writeable
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        data = gc.encode(frozen, codec="jpeg", quality=4)
+    assert data == gc.encode(pixels, codec="jpeg", quality=4)
+    from glocal_codec.api import as_tensor
+
+    arr = pixels.astype(np.float32) / 255
+    x = as_tensor(arr)
+    x.mul_(0)
+    assert arr.max() > 0  # the caller's array is untouched
+    t = torch.rand(3, 8, 8)
+    y = as_tensor(t)
+    y.mul_(0)
+    assert t.max() > 0
+    sixteen = (pixels.astype(np.uint16) * 257)
+    assert gc.encode(sixteen, codec="jpeg", quality=4) == data  # uint16: 0..65535
+
+
+def test_decode_accepts_a_path_or_bytes(pixels: np.ndarray, tmp_path: Path) -> None:
+    data = gc.encode(pixels, codec="webp")
+    f = tmp_path / "x.glc"
+    f.write_bytes(data)
+    ref = np.asarray(gc.decode(data))
+    for src in (f, str(f), bytearray(data), memoryview(data)):
+        assert np.array_equal(np.asarray(gc.decode(src)), ref), type(src)
+    assert gc.decode_tensor(f).shape == (1, 3, 96, 128)
+    with pytest.raises(FileNotFoundError):
+        gc.decode(tmp_path / "missing.glc")
+    with pytest.raises(TypeError, match="bytes of a .glc file"):
+        gc.decode(12345)  # type: ignore[arg-type]
+
+
+def test_docstrings_name_the_accepted_types() -> None:
+    for word in ("path", "bytes", "PIL", "numpy", "torch", "refinable"):
+        assert word in gc.encode.__doc__, word
+    assert "path" in gc.decode.__doc__ and "bytes" in gc.decode.__doc__
+    assert "msh and factorized" not in gc.encode.__doc__

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import struct
 import zlib
@@ -224,3 +225,30 @@ def test_pil_image_input_is_not_modified() -> None:
     before = img.tobytes()
     gc.encode(img, codec="jpeg")
     assert img.tobytes() == before and img.mode == "RGB"
+
+
+def test_output_formats(tmp_path: Path) -> None:
+    """Decoded images are written in the format the suffix names; an unknown suffix is refused."""
+    from glocal_codec.imageio import image_bytes, output_format
+
+    assert output_format("a.PNG") == "PNG" and output_format(Path("b.jpeg")) == "JPEG"
+    assert output_format("c.tif") == "TIFF" and output_format("d.webp") == "WEBP"
+    for bad in ("x.xyz", "x.glc", "noext"):
+        with pytest.raises(ValueError, match="cannot write"):
+            output_format(bad)
+    yy, xx = np.mgrid[0:24, 0:32]
+    img = Image.fromarray(np.stack([xx * 8, yy * 10, (xx + yy) * 4], axis=-1).astype(np.uint8))  # smooth
+    with pytest.raises(ValueError, match=r"'\.xyz'"):
+        write_image(tmp_path / "x.xyz", img)
+    assert not list(tmp_path.iterdir())
+    for name, fmt, exact in (("a.webp", "WEBP", True), ("a.tiff", "TIFF", True), ("a.jpg", "JPEG", False)):
+        write_image(tmp_path / name, img)
+        with Image.open(tmp_path / name) as back:
+            assert back.format == fmt
+            diff = np.abs(np.asarray(back.convert("RGB"), dtype=int) - np.asarray(img, dtype=int))
+            assert (diff.max() == 0) if exact else (diff.mean() < 3)
+    with Image.open(tmp_path / "a.jpg") as back:
+        assert back.layer[0][1:3] == back.layer[1][1:3]  # 4:4:4: no chroma subsampling
+    data = image_bytes(img, "WEBP")
+    with Image.open(io.BytesIO(data)) as back:
+        assert back.format == "WEBP" and np.array_equal(np.asarray(back.convert("RGB")), np.asarray(img))

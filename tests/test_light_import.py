@@ -48,3 +48,46 @@ def test_errors_are_public() -> None:
     assert issubclass(errors.CodecUnavailableError, errors.UnknownCodecError)
     assert issubclass(errors.UnknownCodecError, gc.BitstreamError)
     assert set(errors.__all__) <= set(dir(errors))
+
+
+_CLI_PROBE = """
+import json, sys
+sys.argv = ["glocal-codec", *json.loads(sys.argv[1])]
+from glocal_codec.cli import main
+try:
+    main()
+except SystemExit as e:
+    code = e.code
+else:
+    code = 0
+heavy = sorted({m.split(".")[0] for m in sys.modules} & {"torch", "compressai", "av", "numpy", "matplotlib", "lpips"})
+ours = sorted(m for m in sys.modules if m.startswith(("glocal_codec.codecs", "glocal_codec.api", "glocal_codec.video",
+                                                       "glocal_codec.eval", "glocal_codec.nn", "glocal_codec.train")))
+sys.stderr.write("\\nPROBE " + json.dumps({"code": code, "heavy": heavy, "ours": ours}) + "\\n")
+"""
+
+
+def test_plain_import_loads_no_torch() -> None:
+    """``import glocal_codec`` and ``__version__``: no torch, no codec; the API is imported on first use."""
+    code = ("import sys, json, glocal_codec as gc; v = gc.__version__; "
+            "a = sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'compressai', 'av', 'numpy'}); "
+            "gc.encode; print(json.dumps([a, 'torch' in sys.modules]))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300)
+    before, after = json.loads(out.stdout.strip().splitlines()[-1])
+    assert before == [] and after is True
+
+
+@pytest.mark.parametrize("args", [["--help"], ["--version"], ["encode", "--help"], ["decode", "--help"],
+                                  ["list", "--help"], ["video", "--help"], ["video", "encode", "--help"],
+                                  ["eval", "--help"], ["bdrate", "--help"]])
+def test_cli_help_imports_no_torch(args: list[str]) -> None:
+    """``glocal-codec --help`` (and every command's help) starts without torch, compressai, PyAV or
+    numpy: they are imported inside the commands that use them (issue 28, part 1)."""
+    out = subprocess.run([sys.executable, "-c", _CLI_PROBE, json.dumps(args)], capture_output=True, text=True,
+                         timeout=300)
+    line = [ln for ln in out.stderr.splitlines() if ln.startswith("PROBE ")][-1]
+    got = json.loads(line[len("PROBE "):])
+    assert got["code"] in (0, None), out.stdout + out.stderr
+    assert got["heavy"] == [] and got["ours"] == [], got
+    if args == ["--version"]:
+        assert out.stdout.strip() == f"glocal-codec {gc.__version__}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 from dataclasses import dataclass
 from fractions import Fraction
@@ -9,9 +10,10 @@ from typing import Union
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from .bitstream import (
+    MAGIC,
     BitstreamError,
     Container,
     CorruptStreamError,
@@ -23,12 +25,13 @@ from .bitstream import (
 )
 from .codecs import Codec, Payload, Placeable, Refinable, codec_id, codec_name, list_codecs, open_codec
 from .errors import WeightsMissingError
-from .imageio import load_image, to_pil, to_tensor
+from .imageio import UnsupportedImageError, load_image, to_pil, to_tensor
 
 __all__ = [
     "DEFAULT_CODEC",
     "MAX_DECODE_PIXELS",
     "ImageLike",
+    "GlcLike",
     "FileInfo",
     "encode",
     "decode",
@@ -47,7 +50,14 @@ DEFAULT_CODEC = "msh"
 #: ``--max-pixels 0``) or a bigger number; the container's own hard limit still applies.
 MAX_DECODE_PIXELS = 2 * 89_478_485
 
-ImageLike = Union[str, os.PathLike, Image.Image, np.ndarray, torch.Tensor]
+#: What :func:`encode` accepts: a path to an image file, the bytes of an image file (PNG, JPEG,
+#: WebP, TIFF, ... -- anything Pillow reads), a PIL image, an ``H x W`` / ``H x W x C`` numpy array
+#: (``uint8`` in 0..255, ``uint16`` in 0..65535, float in [0, 1]; C = 1 or 3) or a torch tensor
+#: ``C x H x W`` / ``1 x C x H x W`` (float in [0, 1], or ``uint8``).
+ImageLike = Union[str, os.PathLike, bytes, bytearray, memoryview, Image.Image, np.ndarray, torch.Tensor]
+
+#: What :func:`decode` accepts: the bytes of a ``.glc`` file, or a path to one.
+GlcLike = Union[bytes, bytearray, memoryview, str, os.PathLike]
 
 
 @dataclass(frozen=True)
@@ -73,10 +83,33 @@ class FileInfo:
         return int(self.shape[0]) if self.media == "video" else 1
 
 
+def _image_file_bytes(data: bytes) -> torch.Tensor:
+    if data[:3] == MAGIC:
+        raise ValueError("these bytes are a .glc file already; decode them with glocal_codec.decode")
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            img.load()
+            if getattr(img, "n_frames", 1) > 1:
+                img.seek(0)  # animated formats: the first frame is the image
+            return to_tensor(img)[0]
+    except (UnidentifiedImageError, OSError, SyntaxError) as err:
+        raise UnsupportedImageError(f"cannot read the given bytes as an image: {err}") from None
+    except Image.DecompressionBombError as err:
+        raise UnsupportedImageError(str(err)) from None
+
+
 def as_tensor(image: ImageLike) -> torch.Tensor:
-    """Any supported image input -> float tensor 1 x C x H x W in [0, 1]."""
+    """Any :data:`ImageLike` -> a new float tensor 1 x C x H x W in [0, 1] (C = 1 or 3).
+
+    The input is never modified or aliased: numpy arrays (read-only ones from ``np.asarray(pil)``
+    included) and tensors are copied. Image files and bytes follow the rules of
+    :mod:`glocal_codec.imageio` (palette and CMYK become RGB, 16-bit becomes 8-bit, an opaque
+    alpha channel is dropped, a transparent one is refused).
+    """
     if isinstance(image, (str, os.PathLike)):
         return load_image(image)[0]
+    if isinstance(image, (bytes, bytearray, memoryview)):
+        return _image_file_bytes(bytes(image))
     if isinstance(image, Image.Image):
         return to_tensor(image)[0]
     if isinstance(image, np.ndarray):
@@ -85,16 +118,33 @@ def as_tensor(image: ImageLike) -> torch.Tensor:
             arr = arr[:, :, None]
         if arr.ndim != 3 or arr.shape[2] not in (1, 3):
             raise ValueError(f"expected an H x W or H x W x C (C = 1 or 3) array, got shape {image.shape}")
-        x = torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1).unsqueeze(0)
-        return x.float().div_(255.0) if arr.dtype == np.uint8 else x.float()
+        if arr.dtype == np.uint8:
+            x = torch.from_numpy(np.array(arr, dtype=np.float32)).div_(255.0)
+        elif arr.dtype == np.uint16:
+            x = torch.from_numpy(np.array(arr, dtype=np.float32)).div_(65535.0)
+        elif np.issubdtype(arr.dtype, np.floating) or arr.dtype == np.bool_:
+            x = torch.from_numpy(np.array(arr, dtype=np.float32))  # np.array copies: writable, never aliased
+        else:
+            raise ValueError(f"expected a uint8, uint16, bool or float array, got {arr.dtype}")
+        return x.permute(2, 0, 1).unsqueeze(0).clamp_(0, 1).contiguous()
     if isinstance(image, torch.Tensor):
         x = image.unsqueeze(0) if image.dim() == 3 else image
         if x.dim() != 4 or x.shape[0] != 1 or x.shape[1] not in (1, 3):
             raise ValueError(f"expected a C x H x W or 1 x C x H x W tensor (C = 1 or 3), got {tuple(image.shape)}")
         if not torch.is_floating_point(x):
             x = x.float().div(255.0)
-        return x.float().clamp(0, 1)
-    raise TypeError(f"cannot encode an object of type {type(image).__name__}")
+        return x.detach().float().clamp(0, 1)
+    raise TypeError(f"cannot encode an object of type {type(image).__name__}: give a path, image file bytes, "
+                    "a PIL image, a numpy array or a torch tensor")
+
+
+def _glc_bytes(data: GlcLike) -> bytes:
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return bytes(data)
+    if isinstance(data, (str, os.PathLike)):
+        with open(data, "rb") as f:
+            return f.read()
+    raise TypeError(f"expected the bytes of a .glc file or a path to one, got {type(data).__name__}")
 
 
 def _with_device(codec: Codec, device: str | None) -> Codec:
@@ -109,10 +159,26 @@ def _refinable_codecs() -> list[str]:
 
 def encode(image: ImageLike, codec: str = DEFAULT_CODEC, quality: int | None = None,
            device: str | None = None, refine: int = 0) -> bytes:
-    """Encode an image into a complete ``.glc`` file (returned as bytes).
+    """Encode an image into a complete ``.glc`` file, returned as bytes.
 
-    ``refine`` > 0: that many encoder-side latent-refinement steps (codecs with ``refinable``
-    true, i.e. ``msh`` and ``factorized``); the file decodes with the usual decoder.
+    ``image`` may be (:data:`ImageLike`):
+
+    * a path (``str`` or ``os.PathLike``) to an image file, or the **bytes** of one (PNG, JPEG,
+      WebP, TIFF, ...: whatever Pillow reads);
+    * a PIL image (any mode: palette and CMYK become RGB, 16-bit becomes 8-bit, an opaque alpha
+      channel is dropped; transparent pixels are refused with :class:`UnsupportedImageError`);
+    * a numpy array ``H x W`` or ``H x W x C`` (C = 1 or 3): ``uint8`` 0..255, ``uint16``
+      0..65535 or float in [0, 1]; it is copied, so read-only arrays (``np.asarray(pil_image)``)
+      are fine and the array is never modified;
+    * a torch tensor ``C x H x W`` or ``1 x C x H x W``: float in [0, 1] (clamped), or ``uint8``.
+
+    One channel is coded as grayscale, three as RGB. ``codec`` is a name from
+    :func:`list_codecs` (image codecs), ``quality`` one of its levels (default: the codec's).
+    ``device`` (``"cpu"``, ``"cuda"``, ``"auto"``) places a learned codec's networks.
+    ``refine`` > 0: that many encoder-side latent-refinement steps, for codecs whose
+    :class:`CodecInfo` says ``refinable`` (the learned image codecs; ``glocal-codec list`` shows
+    them): a smaller file at the same quality, a slower encode, the usual decoder.
+    Raises ``ValueError`` for a bad codec, quality or array, ``TypeError`` for an unsupported type.
     """
     c = _with_device(open_codec(codec), device)
     if c.media != "image":
@@ -163,13 +229,15 @@ def open_container(data: bytes) -> tuple[Container, Codec]:
     return container, codec
 
 
-def decode_tensor(data: bytes, device: str | None = None,
+def decode_tensor(data: GlcLike, device: str | None = None,
                   max_pixels: int | None = MAX_DECODE_PIXELS) -> torch.Tensor:
-    """Decode a ``.glc`` file to a float tensor 1 x C x H x W in [0, 1].
+    """Decode a ``.glc`` image file (its bytes, or a path to it) to a float tensor 1 x C x H x W
+    in [0, 1].
 
     ``max_pixels`` refuses (with :class:`LimitError`) images larger than that before decoding
-    anything; ``None`` lifts the guard.
+    anything; ``None`` lifts the guard. Every bad file raises a :class:`BitstreamError`.
     """
+    data = _glc_bytes(data)
     container, codec = open_container(data)
     h, w = container.shape[-2:]
     if max_pixels and h * w > max_pixels:
@@ -196,8 +264,13 @@ def decode_tensor(data: bytes, device: str | None = None,
     return x
 
 
-def decode(data: bytes, device: str | None = None, max_pixels: int | None = MAX_DECODE_PIXELS) -> Image.Image:
-    """Decode a ``.glc`` file to an 8-bit PIL image (RGB or grayscale ``L``); see :func:`decode_tensor`."""
+def decode(data: GlcLike, device: str | None = None, max_pixels: int | None = MAX_DECODE_PIXELS) -> Image.Image:
+    """Decode a ``.glc`` image file to an 8-bit PIL image (RGB, or ``L`` for grayscale).
+
+    ``data`` is the file's bytes (``bytes``, ``bytearray``, ``memoryview``) or a path to it
+    (:data:`GlcLike`); the file says which codec made it. See :func:`decode_tensor` for
+    ``device`` and ``max_pixels``. Save the result with ``img.save("out.png")``.
+    """
     return to_pil(decode_tensor(data, device, max_pixels))
 
 

@@ -23,7 +23,8 @@ from PIL import Image, UnidentifiedImageError
 
 from .util import atomic_write
 
-__all__ = ["UnsupportedImageError", "ImageInfo", "load_image", "to_tensor", "to_pil", "atomic_write", "write_image"]
+__all__ = ["UnsupportedImageError", "ImageInfo", "load_image", "to_tensor", "to_pil", "atomic_write", "write_image",
+           "OUTPUT_FORMATS", "output_format", "image_bytes"]
 
 
 class UnsupportedImageError(ValueError):
@@ -105,9 +106,53 @@ def to_pil(x: torch.Tensor) -> Image.Image:
     return Image.fromarray(arr[:, :, 0], "L") if arr.shape[2] == 1 else Image.fromarray(arr, "RGB")
 
 
+#: What decoded images can be written as: file suffix -> Pillow format. Lossless but for JPEG.
+OUTPUT_FORMATS: dict[str, str] = {
+    ".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF",
+    ".bmp": "BMP", ".ppm": "PPM", ".pgm": "PPM", ".pnm": "PPM",
+}
+
+#: Pillow's save options per format: JPEG at high quality without chroma subsampling, WebP lossless,
+#: TIFF with lossless deflate compression.
+_SAVE_OPTIONS: dict[str, dict[str, object]] = {
+    "PNG": {},
+    "JPEG": {"quality": 95, "subsampling": "4:4:4"},
+    "WEBP": {"lossless": True, "quality": 100, "method": 4},
+    "TIFF": {"compression": "tiff_deflate"},
+    "BMP": {},
+    "PPM": {},
+}
+
+
+def output_format(path: str | os.PathLike) -> str:
+    """The Pillow format a decoded image is written as, from the file name's suffix
+    (:data:`OUTPUT_FORMATS`); any other suffix is a ``ValueError`` naming the choices."""
+    suffix = Path(path).suffix.lower()
+    if suffix in OUTPUT_FORMATS:
+        return OUTPUT_FORMATS[suffix]
+    what = f"{suffix!r} files" if suffix else f"{os.fspath(path)!r} (no suffix)"
+    raise ValueError(f"cannot write {what}: decoded images are written as "
+                     + ", ".join(sorted(OUTPUT_FORMATS)) + " (the suffix names the format)")
+
+
+def _save(image: Image.Image, target, fmt: str) -> None:  # noqa: ANN001 - a path or a binary file
+    image.save(target, format=fmt, **_SAVE_OPTIONS.get(fmt, {}))
+
+
+def image_bytes(image: Image.Image, fmt: str = "PNG") -> bytes:
+    """``image`` encoded as the Pillow format ``fmt`` (a value of :data:`OUTPUT_FORMATS`), as
+    bytes (for a pipe), with the same options as :func:`write_image`."""
+    import io
+
+    buf = io.BytesIO()
+    _save(image, buf, fmt.upper())
+    return buf.getvalue()
+
+
 def write_image(path: str | os.PathLike, image: Image.Image, *, force: bool = False, fmt: str | None = None) -> Path:
-    """Save a PIL image atomically (:func:`glocal_codec.util.atomic_write`); the format follows
-    the file suffix (PNG when unknown) unless ``fmt`` names one."""
+    """Save a PIL image atomically (:func:`glocal_codec.util.atomic_write`) in the format the file
+    suffix names (:data:`OUTPUT_FORMATS`: PNG, JPEG at quality 95 4:4:4, lossless WebP, TIFF, ...)
+    unless ``fmt`` names one; an unknown suffix is a ``ValueError``, never a silent PNG."""
     path = Path(path)
-    fmt = fmt or Image.registered_extensions().get(path.suffix.lower(), "PNG")
-    return atomic_write(path, lambda tmp: image.save(tmp, format=fmt), force=force)
+    fmt = output_format(path) if fmt is None else fmt.upper()
+    return atomic_write(path, lambda tmp: _save(image, tmp, fmt), force=force)

@@ -59,11 +59,11 @@ def test_encode_info_decode(tmp_path: Path, frames_dir: Path) -> None:
     for text in ("x264 (id 64)", "video", "65x37", "30", f"{info.bpp:.4f}"):
         assert text in r.stdout
 
-    r = run("video", "decode", glc)  # default: clip.mp4, lossless
+    r = run("video", "decode", glc, "--lossless", "-o", tmp_path / "clip.mp4")
     assert r.exit_code == 0, r.output
     out = read_video(tmp_path / "clip.mp4")
     assert out.frames.shape == CLIP.shape and out.fps == 30
-    assert torch.equal(out.frames, decode_video(glc.read_bytes()).frames)  # the mp4 is lossless
+    assert torch.equal(out.frames, decode_video(glc.read_bytes()).frames)  # --lossless: bit-exact RGB
 
     r = run("video", "decode", glc, "-o", tmp_path / "clip.y4m")
     assert r.exit_code == 0 and (tmp_path / "clip.y4m").read_bytes().startswith(b"YUV4MPEG2")
@@ -161,3 +161,108 @@ def test_error_paths_are_printed_as_they_are(tmp_path: Path, args: list[str]) ->
     res = run(*args, bad, *(["-o", tmp_path / "x.png"] if args == ["decode"] else []))
     assert res.exit_code == 1
     assert "no[red]such.glc" in res.output.replace("\n", "")
+
+
+def _stream(path: Path) -> tuple[str, str, str, int, int]:
+    import av
+
+    with av.open(str(path)) as f:
+        s = f.streams.video[0]
+        return s.codec_context.name, s.codec_context.pix_fmt, s.codec_context.profile, s.width, s.height
+
+
+def test_decode_default_is_playable_h264(tmp_path: Path, frames_dir: Path) -> None:
+    """The default: NAME.decoded.mp4 (never the original clip's name), H.264 4:2:0 High profile,
+    which browsers and QuickTime play; an odd size is padded by one row / column."""
+    src = write_video(tmp_path / "clip.mkv", CLIP, fps=25)  # the user's original
+    before = sha(src)
+    glc = tmp_path / "clip.glc"
+    assert run("video", "encode", src, "-o", glc, "-c", "x264", "-q", "5").exit_code == 0
+    r = run("video", "decode", glc)
+    assert r.exit_code == 0, r.output
+    dst = tmp_path / "clip.decoded.mp4"
+    assert sha(src) == before and dst.is_file()
+    name, pix_fmt, profile, w, h = _stream(dst)
+    assert (name, pix_fmt, profile) == ("h264", "yuv420p", "High") and (w, h) == (66, 38)
+    assert "padded to 66x38" in r.stdout
+    back = read_video(dst).frames[:, :, :37, :65]
+    ref = decode_video(glc.read_bytes()).frames
+    psnr = -10 * torch.log10(((back - ref) ** 2).mean())
+    assert psnr > 28  # CRF 18 (4:2:0 chroma costs the most on this synthetic, colourful clip)
+    assert dst.stat().st_size < 5 * glc.stat().st_size + 5000  # not a lossless RGB monster
+    r = run("video", "decode", glc, "--lossless", "-o", tmp_path / "exact.mp4")
+    assert r.exit_code == 0 and _stream(tmp_path / "exact.mp4")[1] != "yuv420p"
+    assert "lossless" in r.stdout
+
+
+def test_decode_even_size_is_not_padded(tmp_path: Path) -> None:
+    even = synthetic_clip(3, 36, 64, seed=2)
+    glc = tmp_path / "e.glc"
+    write_frames(tmp_path / "ef", even)
+    assert run("video", "encode", tmp_path / "ef", "-o", glc).exit_code == 0
+    r = run("video", "decode", glc, "-o", tmp_path / "e.mov")
+    assert r.exit_code == 0, r.output
+    assert _stream(tmp_path / "e.mov")[1:] == ("yuv420p", "High", 64, 36) and "padded" not in r.stdout
+
+
+def test_encode_epochs_sets_the_fitting_budget(tmp_path: Path, frames_dir: Path) -> None:
+    codec = gc.open_codec("hnerv")
+    before = codec.epochs
+    glc = tmp_path / "h.glc"
+    r = run("video", "encode", frames_dir, "-o", glc, "-c", "hnerv", "-q", "1", "-n", "2", "--epochs", "3")
+    assert r.exit_code == 0, r.output
+    assert codec.epochs == before  # restored: the instance is shared
+    assert gc.read_info(glc.read_bytes()).codec == "hnerv"
+    line = one_error_line(run("video", "encode", frames_dir, "-o", tmp_path / "x.glc", "-c", "x264", "--epochs", "3"))
+    assert "hnerv" in line and "x264 does not" in line
+    line = one_error_line(run("video", "encode", frames_dir, "-o", tmp_path / "x.glc", "-c", "x264", "--minutes", "1"))
+    assert "x264 does not" in line
+    assert "not both" in one_error_line(run("video", "encode", frames_dir, "-o", tmp_path / "x.glc", "-c", "hnerv",
+                                            "--epochs", "3", "--minutes", "1"))
+    assert not (tmp_path / "x.glc").exists()
+
+
+def test_encode_minutes_picks_epochs(tmp_path: Path, frames_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--minutes times a few fitting steps, then fits for the epochs that fill the budget."""
+    import glocal_codec.cli.video as cli_video
+
+    chosen = []
+    real = cli_video._epochs_for
+
+    def spy(*a, **k):  # noqa: ANN002, ANN003
+        n = real(*a, **k)
+        chosen.append(n)
+        return min(n, 3)  # keep the test short whatever this machine's speed
+
+    monkeypatch.setattr(cli_video, "_epochs_for", spy)
+    r = run("video", "encode", frames_dir, "-o", tmp_path / "m.glc", "-c", "hnerv", "-q", "1", "-n", "2",
+            "--minutes", "0.05")
+    assert r.exit_code == 0, r.output
+    assert chosen and chosen[0] >= 1
+    assert "epochs fit in about 0.05 min" in r.stderr
+
+
+def test_fitting_progress_lines_without_a_terminal(tmp_path: Path, frames_dir: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not a terminal: a plain line every GLOCAL_CODEC_PROGRESS_SECONDS with count, ETA and fitting PSNR."""
+    monkeypatch.setenv("GLOCAL_CODEC_PROGRESS_SECONDS", "0.05")
+    r = run("video", "encode", frames_dir, "-o", tmp_path / "p.glc", "-c", "hnerv", "-q", "1", "-n", "2",
+            "--epochs", "20")
+    assert r.exit_code == 0, r.output
+    lines = [ln for ln in r.stderr.splitlines() if ln.startswith("fitting hnerv (20 epochs):")]
+    assert lines, r.stderr
+    assert any("ETA" in ln and "dB" in ln for ln in lines), lines
+
+
+def test_video_pipes(tmp_path: Path, frames_dir: Path) -> None:
+    """`video encode ... -o -` writes the .glc to stdout; `video decode ... -o -` a y4m stream."""
+    r = run("video", "encode", frames_dir, "-o", "-", "-c", "x264", "-q", "3")
+    assert r.exit_code == 0, r.output
+    assert gc.read_info(r.stdout_bytes).codec == "x264" and "x264 q3" in r.stderr
+    glc = tmp_path / "p.glc"
+    glc.write_bytes(r.stdout_bytes)
+    r = run("video", "decode", glc, "-o", "-")
+    assert r.exit_code == 0, r.output
+    assert r.stdout_bytes.startswith(b"YUV4MPEG2 W65 H37")
+    assert not (Path.cwd() / "-").exists()
+    assert "not stdin" in one_error_line(run("video", "encode", "-", "-o", tmp_path / "x.glc"))

@@ -52,7 +52,9 @@ def eval_cmd(
     no_lpips: bool = typer.Option(False, "--no-lpips", help="skip LPIPS"),
     lpips_weights: Optional[Path] = typer.Option(None, "--lpips-weights",
                                                  help="AlexNet weights file for LPIPS (torchvision state_dict)"),
-    anchor: Optional[str] = typer.Option(None, "--anchor", help="BD-rate anchor in the report (default jpeg)"),
+    anchor: Optional[str] = typer.Option(None, "--anchor",
+                                         help="BD-rate anchor in the report (default jpeg, or x264 for --video; "
+                                              "when it was not measured the report says which codec stands in)"),
     limit: Optional[int] = typer.Option(None, "--limit", help="only the first N images (a quick check)"),
     fresh: bool = typer.Option(False, "--fresh", help="ignore an existing results.json instead of resuming"),
     video: Optional[List[Path]] = typer.Option(None, "--video", help="a clip (file or frame folder) to evaluate video "
@@ -65,14 +67,12 @@ def eval_cmd(
     if video:
         return _eval_video(video, codec, quality, report, device, frames, size, epochs, fresh, anchor,
                            dataset is not None or images is not None)
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                               TimeRemainingColumn)
-
     from ..datasets import Dataset, image_folder, load_dataset
     from ..eval.report import write_report
     from ..eval.runner import evaluate
     from .common import err, out
     from .common import fail as _fail
+    from .progress import Reporter
 
     try:
         if (dataset is None) == (images is None):
@@ -85,18 +85,16 @@ def eval_cmd(
         folder = report or Path("reports") / ds.name
         for note in ds.notes:
             err.print(f"note: {escape(note)}", highlight=False, soft_wrap=True)
-        with Progress(TextColumn("[bold]eval"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      TextColumn("ETA"), TimeRemainingColumn(), TextColumn("{task.fields[item]}"),
-                      console=err, transient=False) as bar:
-            task = bar.add_task("eval", total=None, item="")
+        with Reporter(err, transient=False) as bar:  # a live bar, or a line every 10 s without a terminal
+            bar.stage("eval")
 
             def on_progress(done: int, total: int, rec) -> None:  # noqa: ANN001
-                item = "" if rec is None else (f"{rec.codec} q{rec.quality} {rec.image}: {rec.bpp:.3f} bpp "
-                                               f"{rec.psnr:.2f} dB")
-                bar.update(task, total=total, completed=done, item=escape(item))
+                item = None if rec is None else (f"{rec.codec} q{rec.quality} {rec.image}: {rec.bpp:.3f} bpp "
+                                                 f"{rec.psnr:.2f} dB")
+                bar(done, total, item)
 
             def note(m: str) -> None:
-                bar.console.print(f"note: {escape(m)}", highlight=False, soft_wrap=True)
+                bar.print(f"note: {escape(m)}")
 
             results = evaluate(ds, codec, quality, results_path=folder / "results.json", device=device,
                                workers=workers, lpips=not no_lpips,
@@ -106,6 +104,11 @@ def eval_cmd(
         files = write_report(results, folder, anchor=anchor)
     except _errors() as e:
         _fail(e)
+    if anchor is None:
+        from ..eval.report import DEFAULT_ANCHOR, anchor_note, default_anchor
+
+        if DEFAULT_ANCHOR not in results.codecs():
+            err.print(f"note: {escape(anchor_note(default_anchor(results), None))}", highlight=False, soft_wrap=True)
     out.print(f"{len(results.records)} results in {folder / 'results.json'}", highlight=False)
     plots = [files[k].name for k in ("rd_psnr", "rd_ms_ssim_db", "rd_lpips") if k in files]
     out.print(f"report: {files['summary_md']} and {files['summary_html']}"
@@ -115,11 +118,10 @@ def eval_cmd(
 def _eval_video(videos: List[Path], codecs: List[str], qualities: Optional[List[int]], report: Optional[Path],
                 device: Optional[str], frames: Optional[int], size: Optional[str], epochs: Optional[int], fresh: bool,
                 anchor: Optional[str], also_images: bool) -> None:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from ..eval.video_eval import evaluate_videos, write_video_report
     from .common import err, out
     from .common import fail as _fail
+    from .progress import Reporter
     from .video import _parse_size
 
     try:
@@ -131,14 +133,13 @@ def _eval_video(videos: List[Path], codecs: List[str], qualities: Optional[List[
             if not v.exists():
                 raise FileNotFoundError(f"no such clip: {v}")
         folder = report or Path("reports") / "video"
-        with Progress(TextColumn("[bold]eval video"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      TextColumn("{task.fields[item]}"), console=err, transient=False) as bar:
-            task = bar.add_task("eval", total=None, item="")
+        with Reporter(err, transient=False) as bar:
+            bar.stage("eval video")
 
             def on_progress(done: int, total: int, rec) -> None:  # noqa: ANN001
-                item = "" if rec is None else (f"{rec.codec} q{rec.quality} {rec.video}: {rec.bpp:.4f} bpp "
-                                               f"{rec.psnr:.2f} dB, encode {rec.encode_s:.1f} s")
-                bar.update(task, total=total, completed=done, item=escape(item))
+                item = None if rec is None else (f"{rec.codec} q{rec.quality} {rec.video}: {rec.bpp:.4f} bpp "
+                                                 f"{rec.psnr:.2f} dB, encode {rec.encode_s:.1f} s")
+                bar(done, total, item)
 
             records = evaluate_videos(videos, codecs, qualities, results_path=folder / "results.json",
                                       max_frames=frames, size=_parse_size(size), device=device, epochs=epochs,
@@ -147,8 +148,8 @@ def _eval_video(videos: List[Path], codecs: List[str], qualities: Optional[List[
     except _errors() as e:
         _fail(e)
     out.print(f"{len(records)} results in {folder / 'results.json'}", highlight=False)
-    out.print(f"report: {files['summary_md']}; plots: {files['rd_psnr'].name}, {files['rd_ms_ssim_db'].name}",
-              highlight=False)
+    out.print(f"report: {files['summary_md']} and {files['summary_html']}; plots: {files['rd_psnr'].name}, "
+              f"{files['rd_ms_ssim_db'].name}", highlight=False)
 
 
 def bdrate_cmd(
@@ -159,6 +160,7 @@ def bdrate_cmd(
     method: str = typer.Option("pchip", "--method", help="pchip (JVET CTC) or cubic (VCEG-M33)"),
     published: Optional[List[str]] = typer.Option(None, "--published",
                                                   help="also list these published Kodak anchors (repeatable)"),
+    json_out: bool = typer.Option(False, "--json", help="print the table as JSON"),
 ) -> None:
     """BD-rate and BD-PSNR (or BD-MS-SSIM dB) of every codec in RESULTS against an anchor."""
     from rich.table import Table
@@ -181,6 +183,14 @@ def bdrate_cmd(
         rows, notes = bd_table(res, anchor, metric, method, published=published or ())
     except _errors() as e:
         _fail(e)
+    if json_out:
+        from .common import print_json
+
+        print_json({"dataset": res.dataset, "anchor": anchor, "metric": metric, "method": method,
+                    "rows": [{"codec": r.codec, "kind": r.kind, "bd_rate": r.bd_rate, "bd_quality": r.bd_quality,
+                              "overlap": r.overlap, "points": r.points, "notes": list(r.notes)} for r in rows],
+                    "notes": list(notes)})
+        return
     qname = "BD-PSNR (dB)" if metric == "psnr" else "BD-MS-SSIM (dB)"
     pub = published_anchors()
     src = ""

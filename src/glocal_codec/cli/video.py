@@ -7,56 +7,25 @@ refused without ``--force``, the input is never touched, and every expected fail
 
 from __future__ import annotations
 
+import math
 import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Optional
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from rich.markup import escape
 
-from ..bitstream import BitstreamError
-from ..errors import WeightsMissingError
-from ..imageio import UnsupportedImageError, write_image
-from ..util import atomic_write
 from .common import EXPECTED as _EXPECTED
-from .common import err, out
+from .common import check_stdout_for_data, err, is_stdio, out, write_stdout
 from .common import fail as _fail
 from .common import same_file as _same
+from .progress import Reporter
 
 __all__ = ["video_app"]
 
 video_app = typer.Typer(add_completion=False, no_args_is_help=True,
                         help="Video: encode a clip (video file or frames folder) into a .glc file and back.")
-@contextmanager
-def _progress() -> Iterator["_Bar"]:
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  TextColumn("{task.fields[stats]}"), console=err, transient=True, disable=not err.is_terminal) as bar:
-        yield _Bar(bar)
-
-
-class _Bar:
-    """A ``progress(done, total)`` callback that starts a new bar whenever the stage changes."""
-
-    def __init__(self, bar: Progress) -> None:
-        self.bar = bar
-        self.task: int | None = None
-        self.stage = ""
-
-    def stage_to(self, name: str) -> None:
-        if self.task is not None:
-            self.bar.remove_task(self.task)
-        self.stage = name
-        self.task = self.bar.add_task(name, total=None, stats="")
-
-    def __call__(self, done: int, total: int | None, stats: str | None = None) -> None:
-        """``stats``: a short text beside the bar (the INR codecs report their fitting PSNR)."""
-        if self.task is None:
-            self.stage_to("working")
-        assert self.task is not None
-        self.bar.update(self.task, completed=done, total=total, **({"stats": stats} if stats is not None else {}))
 
 
 def _parse_size(size: Optional[str]) -> tuple[int, int] | None:
@@ -75,94 +44,226 @@ def _default_glc(src: Path) -> Path:
     return src.with_suffix(".glc") if src.is_file() else src.parent / (src.name + ".glc")
 
 
+class _Calibrated(Exception):
+    """Raised from the progress callback once a probe fit has been timed (see :func:`_epochs_for`)."""
+
+
+def _fitted_codecs() -> list[str]:
+    from ..codecs import FittedEncoder, list_codecs, open_codec
+
+    return [c.name for c in list_codecs(media="video") if isinstance(open_codec(c.name), FittedEncoder)]
+
+
+def _require_fitted(name: str) -> None:
+    from ..codecs import FittedEncoder, open_codec
+
+    if not isinstance(open_codec(name), FittedEncoder):
+        raise ValueError(f"--epochs / --minutes set the fitting budget of the codecs that fit a network to "
+                         f"the clip ({', '.join(_fitted_codecs())}); {name} does not")
+
+
+@contextmanager
+def _fitting_budget(name: str, epochs: int | None) -> Iterator[FittedEncoder | None]:
+    """Set codec ``name``'s fitting budget for the duration (restored after: instances are shared);
+    yields the codec if it fits a network to the clip, else None."""
+    from ..codecs import FittedEncoder, open_codec
+
+    c = open_codec(name)
+    if not isinstance(c, FittedEncoder):
+        if epochs is not None:
+            _require_fitted(name)
+        yield None
+        return
+    old = c.epochs
+    if epochs is not None:
+        c.epochs = epochs
+    try:
+        yield c
+    finally:
+        c.epochs = old
+
+
+def _epochs_for(minutes: float, clip, name: str, quality: int | None, bar: Reporter) -> int:  # noqa: ANN001
+    """Epochs that fit in ``minutes``: a probe fit at the codec's own number of epochs is timed over
+    its first steps (a few seconds, the first step excluded), then stopped; fitting steps are
+    proportional to epochs, so the budget follows. The final coding (seconds) is not counted."""
+    from ..video import encode_video
+
+    with _fitting_budget(name, None) as c:
+        assert c is not None
+        base = c.epochs
+    seen: dict[str, float] = {}
+
+    def probe(done: int, total: int | None, stats: str | None = None) -> None:
+        now = time.perf_counter()
+        if "t1" not in seen:
+            seen.update(t1=now, d1=done)
+            return
+        if total and (now - seen["t1"] >= 3.0 or done >= total):
+            seen.update(per_step=(now - seen["t1"]) / max(1, done - seen["d1"]), total=total)
+            raise _Calibrated
+
+    bar.stage(f"timing {name}'s fitting steps")
+    t0 = time.perf_counter()
+    try:
+        encode_video(clip, codec=name, quality=quality, progress=probe)
+    except _Calibrated:
+        pass
+    if "per_step" not in seen:  # the whole fit took less than two steps: no need to budget
+        return base
+    left = max(0.0, minutes * 60 - (time.perf_counter() - t0))
+    steps = left / seen["per_step"]
+    return max(1, math.floor(base * steps / seen["total"]))
+
+
 @video_app.command("encode")
 def encode_cmd(
     src: Path = typer.Argument(..., help="input clip: a video file (mp4, mkv, y4m, ...) or a folder of PNG/JPEG frames"),
-    output: Optional[Path] = typer.Option(None, "-o", "--output", help="output .glc (default: SRC with .glc)"),
+    output: Optional[Path] = typer.Option(None, "-o", "--output",
+                                          help="output .glc, or - for stdout (default: SRC with .glc)"),
     codec: Optional[str] = typer.Option(None, "--codec", "-c", help="video codec (see `glocal-codec list`); default x264"),
     quality: Optional[int] = typer.Option(None, "--quality", "-q", help="quality level (default: the codec's)"),
     start: int = typer.Option(0, "--start", min=0, help="first frame to encode (0-based)"),
     max_frames: Optional[int] = typer.Option(None, "--max-frames", "-n", min=1, help="encode at most this many frames"),
     fps: Optional[str] = typer.Option(None, "--fps", help="frame rate, e.g. 25 or 30000/1001 (default: the file's; 25 for a folder)"),
     size: Optional[str] = typer.Option(None, "--size", help="resize every frame to WxH first, e.g. 128x72"),
+    epochs: Optional[int] = typer.Option(None, "--epochs", min=1,
+                                         help="codecs fitted per clip (hnerv, nirvana, pfnr): passes over the clip "
+                                              "(more: better quality, slower)"),
+    minutes: Optional[float] = typer.Option(None, "--minutes",
+                                            help="codecs fitted per clip: fit for about this long (the epochs are "
+                                                 "chosen from a few timed steps)"),
     force: bool = typer.Option(False, "--force", "-f", help="overwrite an existing output"),
+    quiet: bool = typer.Option(False, "--quiet", help="print errors only"),
 ) -> None:
-    """Encode a video file or a folder of frames into a .glc file."""
+    """Encode a video file or a folder of frames into a .glc file.
+
+    Fitting codecs report their progress, ETA and fitting PSNR: a live bar on a terminal, else a
+    line every 10 s (GLOCAL_CODEC_PROGRESS_SECONDS).
+    """
+    from ..util import atomic_write
     from ..video import DEFAULT_VIDEO_CODEC, encode_video, read_info, read_video
 
-    dst = output or _default_glc(src)
     try:
+        if is_stdio(src):
+            raise ValueError("video encode reads a video file or a folder of frames, not stdin")
+        dst = output or _default_glc(src)
+        if epochs is not None and minutes is not None:
+            raise ValueError("give --epochs or --minutes, not both")
+        if minutes is not None and not minutes > 0:
+            raise ValueError(f"--minutes must be positive, got {minutes}")
         if _same(src, dst):
             raise ValueError("output would overwrite the input")
-        if dst.exists() and not force:
+        if is_stdio(dst):
+            check_stdout_for_data()
+        elif dst.exists() and not force:
             raise FileExistsError(f"{dst} exists; pass --force to overwrite it")
         if dst.is_dir():
             raise IsADirectoryError(f"{dst} is a directory")
         if not src.exists():
             raise FileNotFoundError(f"no such file or folder: {src}")
         name = codec or DEFAULT_VIDEO_CODEC
+        if epochs is not None or minutes is not None:
+            _require_fitted(name)  # a codec that fits nothing fails here, before the clip is read
         t0 = time.perf_counter()
-        with _progress() as bar:
-            bar.stage_to(f"reading {src.name}")
+        with Reporter(err, quiet=quiet) as bar:
+            bar.stage(f"reading {src.name}")
             clip = read_video(src, start=start, max_frames=max_frames, fps=fps, size=_parse_size(size), progress=bar)
-            bar.stage_to(f"encoding with {name}")
-            data = encode_video(clip, codec=name, quality=quality, progress=bar)
+            if minutes is not None:
+                epochs = _epochs_for(minutes, clip, name, quality, bar)
+                bar.print(f"{escape(name)}: {epochs} epochs fit in about {minutes:g} min")
+            with _fitting_budget(name, epochs) as fitted:
+                bar.stage(f"fitting {name} ({fitted.epochs} epochs)" if fitted is not None else f"encoding with {name}")
+                data = encode_video(clip, codec=name, quality=quality, progress=bar)
         secs = time.perf_counter() - t0
-        atomic_write(dst, data, force=force)
+        if is_stdio(dst):
+            write_stdout(data)
+        else:
+            atomic_write(dst, data, force=force)
         info = read_info(data)
     except _EXPECTED as e:
         _fail(e)
+    if quiet:
+        return
     t, _, h, w = info.shape
     kbps = 8 * info.bytes * float(info.fps or 0) / t / 1000
-    out.print(f"{dst}: {info.codec} q{info.quality} {t} frames {w}x{h} @ {info.fps} fps, {info.bytes} bytes "
-              f"{info.bpp:.4f} bpp {kbps:.1f} kbit/s ({secs:.2f} s)", highlight=False, soft_wrap=True)
+    (err if is_stdio(dst) else out).print(escape(f"{dst}: {info.codec} q{info.quality} {t} frames {w}x{h} @ {info.fps} fps, {info.bytes} bytes "
+                     f"{info.bpp:.4f} bpp {kbps:.1f} kbit/s ({secs:.2f} s)"), highlight=False, soft_wrap=True)
 
 
 @video_app.command("decode")
 def decode_cmd(
     src: Path = typer.Argument(..., help="input .glc video file"),
     output: Optional[Path] = typer.Option(None, "-o", "--output",
-                                          help="output video: .mp4/.mov (lossless RGB H.264), .mkv (FFV1), .y4m; "
-                                               "default SRC with .mp4"),
+                                          help="output video: .mp4, .mov or .mkv (H.264 4:2:0, plays everywhere), "
+                                               ".y4m (raw), - for a y4m stream on stdout; default NAME.decoded.mp4 "
+                                               "beside SRC"),
     frames_dir: Optional[Path] = typer.Option(None, "--frames-dir", help="write PNG frames into this folder instead"),
-    lossy: bool = typer.Option(False, "--lossy", help="mp4/mkv: H.264 4:4:4 CRF 12 instead of lossless"),
+    lossless: bool = typer.Option(False, "--lossless",
+                                  help="bit-exact RGB: .mp4/.mov H.264 RGB (QP 0, High 4:4:4: few players), "
+                                       ".mkv FFV1"),
     video: Optional[int] = typer.Option(None, "--video", min=1,
                                         help="which video of a file that holds several (pfnr; 1 = the first added); "
                                              "default the last"),
     force: bool = typer.Option(False, "--force", "-f", help="overwrite existing outputs"),
+    quiet: bool = typer.Option(False, "--quiet", help="print errors only"),
 ) -> None:
-    """Decode a .glc video file to a video file or a folder of PNG frames."""
+    """Decode a .glc video file to a video file (playable H.264 by default) or a folder of PNG frames."""
     from ..video import decode_video, write_frames, write_video
+    from ..video.io import PLAYABLE, output_plan
 
     try:
         if output is not None and frames_dir is not None:
             raise ValueError("give either -o/--output or --frames-dir, not both")
-        dst = frames_dir if frames_dir is not None else (output or src.with_suffix(".mp4"))
+        dst = frames_dir if frames_dir is not None else (output or src.parent / (src.stem + ".decoded.mp4"))
         if _same(src, dst):
             raise ValueError("output would overwrite the input")
-        if frames_dir is None:
+        to_stdout = frames_dir is None and is_stdio(dst)
+        options: dict = {"lossless": True} if lossless else dict(PLAYABLE)
+        if to_stdout or dst.suffix.lower() == ".y4m":
+            options = {}  # raw Y'CbCr 4:4:4 either way
+        if to_stdout:
+            check_stdout_for_data()
+        elif frames_dir is None:
             if dst.exists() and not force:
                 raise FileExistsError(f"{dst} exists; pass --force to overwrite it")
-            from ..video.io import output_plan
-
-            output_plan(dst.suffix.lower(), not lossy, None, 12)  # reject a bad suffix before decoding
+            # a bad suffix fails here, before anything is decoded
+            output_plan(dst.suffix.lower(), options.get("lossless", True), options.get("pix_fmt"), options.get("crf", 12))
         if not src.is_file():
             raise FileNotFoundError(f"no such file: {src}")
         data = src.read_bytes()
         t0 = time.perf_counter()
-        with _progress() as bar:
-            bar.stage_to("decoding")
+        with Reporter(err, quiet=quiet) as bar:
+            bar.stage("decoding")
             clip = decode_video(data, progress=bar, index=None if video is None else video - 1)
-            bar.stage_to(f"writing {dst.name}")
+            bar.stage(f"writing {dst.name}")
             if frames_dir is not None:
                 write_frames(frames_dir, clip, force=force, progress=bar)
+            elif to_stdout:  # a .y4m stream, e.g. for `| mpv -` or `| ffmpeg -i - ...`
+                import tempfile
+
+                with tempfile.TemporaryDirectory(prefix="glocal-") as tmp:
+                    write_stdout(write_video(Path(tmp) / "out.y4m", clip, progress=bar).read_bytes())
             else:
-                write_video(dst, clip, lossless=not lossy, force=force, progress=bar)
+                write_video(dst, clip, force=force, progress=bar, **options)
         secs = time.perf_counter() - t0
     except _EXPECTED as e:
         _fail(e)
+    if quiet:
+        return
     what = f"{clip.num_frames} PNG frames" if frames_dir is not None else f"{clip.num_frames} frames"
-    out.print(f"{dst}: {what} {clip.width}x{clip.height} @ {clip.fps} fps ({secs:.2f} s)", highlight=False, soft_wrap=True)
+    if to_stdout:
+        err.print(escape(f"(stdout): {what} {clip.width}x{clip.height} @ {clip.fps} fps, y4m ({secs:.2f} s)"),
+                  highlight=False, soft_wrap=True)
+        return
+    kind = "" if frames_dir is not None or "pix_fmt" not in options else ", H.264 4:2:0"
+    if kind and (clip.width % 2 or clip.height % 2):
+        kind += (f" padded to {clip.width + clip.width % 2}x{clip.height + clip.height % 2} (4:2:0 needs even sizes; "
+                 "--lossless keeps the size)")
+    elif lossless and frames_dir is None and dst.suffix.lower() != ".y4m":
+        kind = ", lossless RGB"
+    out.print(escape(f"{dst}: {what} {clip.width}x{clip.height} @ {clip.fps} fps{kind} ({secs:.2f} s)"),
+              highlight=False, soft_wrap=True)
 
 
 @video_app.command("info")
@@ -176,6 +277,8 @@ def info_cmd(src: Path = typer.Argument(..., help=".glc video file")) -> None:
         i = read_info(src.read_bytes())
     except _EXPECTED as e:
         _fail(e)
+    from rich.table import Table
+
     t = Table(show_header=False, box=None)
     match = {True: "matches installed", False: "DIFFERS from installed", None: "n/a"}[i.weights_match]
     rows = [("file", str(src)), ("codec", f"{i.codec} (id {i.codec_id})"), ("format version", str(i.format_version)),
@@ -221,6 +324,7 @@ def append_cmd(
     The clip is rescaled to the file's frame size if it differs; decode any video with
     `video decode --video N`.
     """
+    from ..util import atomic_write
     from ..video import append_video, list_videos, read_info, read_video
 
     try:
@@ -237,10 +341,10 @@ def append_cmd(
         data = src.read_bytes()
         list_videos(data)  # a damaged or non-video file fails before the clip is read
         t0 = time.perf_counter()
-        with _progress() as bar:
-            bar.stage_to(f"reading {clip.name}")
+        with Reporter(err) as bar:
+            bar.stage(f"reading {clip.name}")
             vc = read_video(clip, start=start, max_frames=max_frames, progress=bar)
-            bar.stage_to("fitting the new video")
+            bar.stage("fitting the new video")
             new = append_video(data, vc, progress=bar)
         secs = time.perf_counter() - t0
         atomic_write(output, new, force=force)

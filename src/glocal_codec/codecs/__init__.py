@@ -9,6 +9,7 @@ from .base import (
     ClipInfo,
     Codec,
     ExactSynthesis,
+    FittedEncoder,
     LatentModel,
     MultiClip,
     Payload,
@@ -34,7 +35,7 @@ from .registry import (
 
 __all__ = [
     "Codec", "Payload", "NO_WEIGHTS", "Refinable", "Placeable", "VideoCodec", "MultiClip", "ClipInfo",
-    "LatentModel", "ExactSynthesis", "ProgressFn", "CODEC_IDS", "CODEC_NAMES", "CODEC_TABLE", "CodecRow", "THIRD_PARTY_MIN_ID",
+    "LatentModel", "ExactSynthesis", "FittedEncoder", "ProgressFn", "CODEC_IDS", "CODEC_NAMES", "CODEC_TABLE", "CodecRow", "THIRD_PARTY_MIN_ID",
     "ENTRY_POINT_GROUP", "CodecInfo", "codec_class", "codec_id", "codec_name", "codec_names", "list_codecs",
     "load_entry_points", "open_codec", "register_codec", "unregister_codec",
 ]

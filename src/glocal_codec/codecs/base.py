@@ -22,7 +22,7 @@ import torch
 
 __all__ = [
     "Payload", "Codec", "NO_WEIGHTS", "Refinable", "Placeable", "VideoCodec", "MultiClip", "ClipInfo",
-    "LatentModel", "ExactSynthesis", "ProgressFn", "Rounding",
+    "LatentModel", "ExactSynthesis", "FittedEncoder", "ProgressFn", "Rounding",
 ]
 
 #: Weights digest written by codecs that have no weights (classical codecs).
@@ -182,3 +182,15 @@ class ExactSynthesis(Protocol):
     ``synthesis_exact`` when the model has it (:mod:`glocal_codec.nn.fixed_point`)."""
 
     def synthesis_exact(self, y_hat: torch.Tensor, q: int) -> torch.Tensor: ...
+
+
+@runtime_checkable
+class FittedEncoder(Protocol):
+    """A codec whose encoder fits a network to each input (the INR video codecs): ``epochs``
+    passes over the clip. Callers may change ``epochs`` to trade time for quality (``video
+    encode --epochs``, ``eval --epochs``). The same input, settings and thread count give the
+    same file on one machine; across machines the fitted weights, and so the bytes, may differ
+    (the optimisation is float arithmetic), while any given file decodes the same everywhere.
+    """
+
+    epochs: int

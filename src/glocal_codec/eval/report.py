@@ -3,9 +3,14 @@
 ``write_report(results, folder)`` writes, next to ``results.json``:
 
 * ``summary.md`` and ``summary.html``: per-codec averages at every quality level, the BD-rate /
-  BD-quality table against the anchor (PSNR and MS-SSIM dB), what LPIPS backbone was used;
-* ``rd_psnr.png``, ``rd_ms_ssim_db.png``, ``rd_lpips.png``: bpp against each metric. For Kodak the
-  published VTM and BPG curves (:mod:`.anchors`) are drawn dashed for reference.
+  BD-quality table against the anchor (PSNR and MS-SSIM dB; which anchor, and why, is stated),
+  what LPIPS backbone was used. ``summary.html`` is self-contained: the plots are embedded;
+* ``rd_psnr.png``, ``rd_ms_ssim_db.png``, ``rd_lpips.png``: bpp against each metric. A metric
+  without values (LPIPS after ``--no-lpips``) gets a plot saying so, which the summaries leave
+  out. For Kodak the published VTM and BPG curves (:mod:`.anchors`) are drawn dashed for reference.
+
+Every file is written atomically with the permissions of a plain ``open`` (readable by others
+under the usual umask).
 
 Averages follow the published convention (mean bpp, mean per-image metric) over the images every
 codec was measured on, so that codecs are compared on the same images.
@@ -35,12 +40,18 @@ __all__ = [
     "default_anchor",
     "write_report",
     "REFERENCE_ANCHORS",
+    "DEFAULT_ANCHOR",
+    "anchor_note",
+    "img_tag",
+    "html_table",
 ]
 
 #: Quality metrics BD numbers can be computed for, with their labels.
 METRICS = {"psnr": "PSNR (dB)", "ms_ssim_db": "MS-SSIM (dB)"}
 #: Published curves drawn in Kodak plots and added to its BD table.
 REFERENCE_ANCHORS = ("vtm", "bpg")
+#: The BD-rate anchor of a report when none is asked for (and it was measured).
+DEFAULT_ANCHOR = "jpeg"
 _KODAK_IMAGES = 24
 
 
@@ -96,11 +107,38 @@ def _images_used(summary: dict[str, dict[int, Summary]]) -> int:
 
 
 def default_anchor(results: EvalResults) -> str:
-    """``jpeg`` when it was measured, else the first codec of the run."""
+    """``jpeg`` when it was measured, else the first codec of the run (:func:`anchor_note` says so)."""
     codecs = results.codecs()
     if not codecs:
         raise EvalError("the results hold no records")
-    return "jpeg" if "jpeg" in codecs else codecs[0]
+    return DEFAULT_ANCHOR if DEFAULT_ANCHOR in codecs else codecs[0]
+
+
+def anchor_note(anchor: str, asked: Optional[str], default: str = DEFAULT_ANCHOR) -> str:
+    """The report's line on its anchor: chosen by the user, the default, or a stand-in for a
+    default that was not measured (never a silent fallback)."""
+    if asked:
+        return f"BD-rate anchor: {anchor} (--anchor)."
+    if anchor == default:
+        return f"BD-rate anchor: {anchor} (the default)."
+    return (f"BD-rate anchor: {anchor}, because the default anchor {default} was not measured in this run "
+            f"(add --codec {default}, or choose one with --anchor).")
+
+
+def img_tag(path: Path, alt: str) -> str:
+    """An ``<img>`` with the PNG embedded as a data URI, so an HTML report is one self-contained file."""
+    import base64
+
+    data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
+    return f"<img src='data:image/png;base64,{data}' alt='{html.escape(alt)}'>"
+
+
+def html_table(head: Sequence[str], body: Sequence[Sequence[str]]) -> str:
+    """An HTML table of escaped text cells."""
+    e = html.escape
+    h = "".join(f"<th>{e(c)}</th>" for c in head)
+    b = "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in body)
+    return f"<table><thead><tr>{h}</tr></thead><tbody>{b}</tbody></table>"
 
 
 def bd_table(results: EvalResults, anchor: str, metric: str = "psnr", method: str = "pchip",
@@ -171,8 +209,12 @@ def _plot(summary: dict[str, dict[int, Summary]], metric: str, ylabel: str, path
     else:
         ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"), force=True, suffix=".png")
     plt.close(fig)
+
+
+def _has_values(summary: dict[str, dict[int, Summary]], metric: str) -> bool:
+    return any(measured_curve(summary, c, metric).rate for c in summary)
 
 
 def write_report(results: EvalResults, folder: str | os.PathLike, anchor: Optional[str] = None,
@@ -181,6 +223,7 @@ def write_report(results: EvalResults, folder: str | os.PathLike, anchor: Option
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     summary = summarize(results.records)
+    asked = anchor
     anchor = anchor or default_anchor(results)
     refs = REFERENCE_ANCHORS if results.dataset == "kodak" else ()
     n_images = _images_used(summary)
@@ -191,14 +234,19 @@ def write_report(results: EvalResults, folder: str | os.PathLike, anchor: Option
         "rd_lpips": folder / "rd_lpips.png",
     }
     plot_note = None
+    plots = (("rd_psnr", "psnr", "PSNR-RGB (dB)", refs),
+             ("rd_ms_ssim_db", "ms_ssim_db", "MS-SSIM (dB) = -10 log10(1 - MS-SSIM)", refs),
+             ("rd_lpips", "lpips", "LPIPS (AlexNet), lower is better", ()))
+    # a metric without values (LPIPS after --no-lpips) still gets its file, saying "no values" (no stale
+    # plot of an earlier run is left beside the new report), but the summaries do not show it
+    empty = {key for key, metric, _, _ in plots if not _has_values(summary, metric)}
     try:
-        _plot(summary, "psnr", "PSNR-RGB (dB)", files["rd_psnr"], title, refs)
-        _plot(summary, "ms_ssim_db", "MS-SSIM (dB) = -10 log10(1 - MS-SSIM)", files["rd_ms_ssim_db"], title, refs)
-        _plot(summary, "lpips", "LPIPS (AlexNet), lower is better", files["rd_lpips"], title, ())
+        for key, metric, label, ref in plots:
+            _plot(summary, metric, label, files[key], title, ref)
     except ImportError:
         plot_note = "No plots: matplotlib is not installed (pip install 'glocal-codec[eval]')."
         for k in ("rd_psnr", "rd_ms_ssim_db", "rd_lpips"):
-            files.pop(k)
+            files.pop(k, None)
 
     tables = []
     for metric in METRICS:
@@ -211,17 +259,21 @@ def write_report(results: EvalResults, folder: str | os.PathLike, anchor: Option
     lp_line = (f"LPIPS backbone: {lp.get('backbone')}" if lp.get("available")
                else f"LPIPS not computed: {lp.get('message', 'unavailable')}")
     small = sorted({r.image for r in results.records if 0 < r.ms_ssim_scales < 5})
-    notes_all = [lp_line, "Rate: the real size of the complete .glc file (container header included)."]
+    notes_all = [anchor_note(anchor, asked), lp_line,
+                 "Rate: the real size of the complete .glc file (container header included)."]
     if plot_note:
         notes_all.append(plot_note)
+    if "rd_lpips" in empty and plot_note is None:
+        notes_all.append("No LPIPS plot: no LPIPS values in these results (rd_lpips.png says so).")
     if small:
         notes_all.append(f"MS-SSIM used fewer than 5 scales on {len(small)} small image(s); those values are "
                          "not comparable with 5-scale numbers.")
 
     files["summary_md"] = folder / "summary.md"
     files["summary_html"] = folder / "summary.html"
-    atomic_write(files["summary_md"], force=True, content=_markdown(results, summary, tables, anchor, method, notes_all, files))
-    atomic_write(files["summary_html"], force=True, content=_html(results, summary, tables, anchor, method, notes_all, files))
+    shown = {k: v for k, v in files.items() if k not in empty}
+    atomic_write(files["summary_md"], force=True, content=_markdown(results, summary, tables, anchor, method, notes_all, shown))
+    atomic_write(files["summary_html"], force=True, content=_html(results, summary, tables, anchor, method, notes_all, shown))
     return files
 
 
@@ -272,11 +324,7 @@ def _markdown(results: EvalResults, summary, tables, anchor, method, notes, file
 
 def _html(results: EvalResults, summary, tables, anchor, method, notes, files) -> str:
     e = html.escape
-
-    def table(head: list[str], body: list[list[str]]) -> str:
-        h = "".join(f"<th>{e(c)}</th>" for c in head)
-        b = "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in body)
-        return f"<table><thead><tr>{h}</tr></thead><tbody>{b}</tbody></table>"
+    table = html_table
 
     parts = [
         "<!DOCTYPE html><html><head><meta charset='utf-8'>",
@@ -301,7 +349,7 @@ def _html(results: EvalResults, summary, tables, anchor, method, notes, files) -
     plots = [k for k in ("rd_psnr", "rd_ms_ssim_db", "rd_lpips") if k in files]
     if plots:
         parts.append("<h2>Rate-distortion plots</h2><p>")
-        parts += [f"<img src='{e(files[k].name)}' alt='{k}'>" for k in plots]
+        parts += [img_tag(files[k], k) for k in plots]  # embedded: the page is one self-contained file
         parts.append("</p>")
     parts.append("</body></html>\n")
     return "\n".join(parts)

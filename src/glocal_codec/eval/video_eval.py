@@ -5,13 +5,15 @@ holds the file's bytes and bpp (``8 * bytes / (T * H * W)``, header included), P
 and MS-SSIM per frame and their means, encode seconds (for an INR codec: the fitting time),
 decode seconds and decoding frames per second, and the device. Results go to
 ``results.json`` (format ``glocal-codec-video-eval/1``), written atomically after every item, so
-an interrupted run resumes where it stopped. :func:`write_video_report` adds ``summary.md``,
-rate-distortion plots (bpp vs PSNR, bpp vs MS-SSIM dB) and a BD-rate table against an anchor
-(default ``x264`` when it was measured).
+an interrupted run resumes where it stopped. :func:`write_video_report` adds ``summary.md``, a
+self-contained ``summary.html`` (plots embedded), rate-distortion plots (bpp vs PSNR, bpp vs
+MS-SSIM dB) and a BD-rate table against an anchor (default ``x264``; the report says when another
+codec stands in because x264 was not measured).
 """
 
 from __future__ import annotations
 
+import html
 import json
 import math
 import os
@@ -23,13 +25,13 @@ from typing import Any, Callable, Optional, Sequence
 
 import torch
 
-from ..codecs import open_codec
+from ..codecs import FittedEncoder, open_codec
 from ..util import atomic_write
 from .bdrate import bd_quality, bd_rate
 from .metrics import ms_ssim, ms_ssim_db, psnr
 
-__all__ = ["VideoRecord", "VIDEO_RESULTS_FORMAT", "evaluate_videos", "load_video_results", "write_video_report",
-           "video_summary"]
+__all__ = ["VideoRecord", "VIDEO_RESULTS_FORMAT", "DEFAULT_VIDEO_ANCHOR", "evaluate_videos", "load_video_results",
+           "write_video_report", "video_summary"]
 
 VIDEO_RESULTS_FORMAT = "glocal-codec-video-eval/1"
 
@@ -126,7 +128,7 @@ def evaluate_videos(videos: Sequence[str | os.PathLike], codecs: Sequence[str],
             if (vname, name, q) in done:
                 continue
             c = open_codec(name)
-            old_epochs = getattr(c, "epochs", None)
+            old_epochs = c.epochs if isinstance(c, FittedEncoder) else None
             if epochs is not None and old_epochs is not None:
                 c.epochs = epochs
             try:
@@ -182,9 +184,16 @@ def _bd(summary, anchor: str, codec: str, metric: str) -> tuple[Optional[float],
     return rate, qual, "; ".join(str(w.message) for w in caught)
 
 
+#: The BD-rate anchor of a video report when none is asked for (and it was measured).
+DEFAULT_VIDEO_ANCHOR = "x264"
+
+
 def write_video_report(records: Sequence[VideoRecord], folder: str | os.PathLike,
                        anchor: Optional[str] = None) -> dict[str, Path]:
-    """``summary.md`` and the RD plots for video results; returns the files written."""
+    """``summary.md``, ``summary.html`` (self-contained) and the RD plots for video results;
+    returns the files written."""
+    from .report import anchor_note, html_table, img_tag
+
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -193,9 +202,10 @@ def write_video_report(records: Sequence[VideoRecord], folder: str | os.PathLike
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     summary = video_summary(records)
-    anchor = anchor or ("x264" if "x264" in summary else next(iter(summary), None))
-    files = {"summary_md": folder / "summary.md", "rd_psnr": folder / "rd_psnr.png",
-             "rd_ms_ssim_db": folder / "rd_ms_ssim_db.png"}
+    asked = anchor
+    anchor = anchor or (DEFAULT_VIDEO_ANCHOR if DEFAULT_VIDEO_ANCHOR in summary else next(iter(summary), None))
+    files = {"summary_md": folder / "summary.md", "summary_html": folder / "summary.html",
+             "rd_psnr": folder / "rd_psnr.png", "rd_ms_ssim_db": folder / "rd_ms_ssim_db.png"}
     clips = sorted({r.video for r in records})
     for key, metric, label in (("rd_psnr", "psnr", "PSNR (dB, RGB)"), ("rd_ms_ssim_db", "ms_ssim_db", "MS-SSIM (dB)")):
         fig, ax = plt.subplots(figsize=(6.4, 4.6), dpi=120)
@@ -212,23 +222,44 @@ def write_video_report(records: Sequence[VideoRecord], folder: str | os.PathLike
         fig.tight_layout()
         atomic_write(files[key], lambda tmp: fig.savefig(tmp, format="png"), force=True, suffix=".png")
         plt.close(fig)
-    lines = [f"# Video evaluation: {', '.join(clips)}", "",
-             "Rate is the real size of the complete .glc file (header included); PSNR over RGB 8-bit, mean of the "
-             "frames; encode time of an INR codec is its fitting time.", "",
-             "| codec | quality | clips | bpp | PSNR (dB) | MS-SSIM (dB) | encode s | decode fps |",
-             "|---|---|---|---|---|---|---|---|"]
-    for codec, levels in summary.items():
-        for q, s in levels.items():
-            lines.append(f"| {codec} | {q} | {s['clips']} | {s['bpp']:.4f} | {s['psnr']:.2f} | {s['ms_ssim_db']:.2f} "
-                         f"| {s['encode_s']:.1f} | {s['decode_fps']:.1f} |")
+    about = ("Rate is the real size of the complete .glc file (header included); PSNR over RGB 8-bit, mean of the "
+             "frames; encode time of an INR codec is its fitting time.")
+    head = ["codec", "quality", "clips", "bpp", "PSNR (dB)", "MS-SSIM (dB)", "encode s", "decode fps"]
+    avg = [[codec, str(q), str(s["clips"]), f"{s['bpp']:.4f}", f"{s['psnr']:.2f}", f"{s['ms_ssim_db']:.2f}",
+            f"{s['encode_s']:.1f}", f"{s['decode_fps']:.1f}"] for codec, levels in summary.items()
+           for q, s in levels.items()]
+    bd_head = ["codec", "BD-rate (%)", "BD-PSNR (dB)", "notes"]
+    bd = []
     if anchor is not None and len(summary) > 1:
-        lines += ["", f"## BD-rate against {anchor} (PSNR, pchip)", "", "| codec | BD-rate (%) | BD-PSNR (dB) | notes |",
-                  "|---|---|---|---|"]
         for codec in summary:
             if codec == anchor:
                 continue
             rate, qual, note = _bd(summary, anchor, codec, "psnr")
-            lines.append(f"| {codec} | {'n/a' if rate is None else f'{rate:+.2f}'} | "
-                         f"{'n/a' if qual is None else f'{qual:+.3f}'} | {note} |")
+            bd.append([codec, "n/a" if rate is None else f"{rate:+.2f}", "n/a" if qual is None else f"{qual:+.3f}", note])
+    notes = [about] + ([anchor_note(anchor, asked, DEFAULT_VIDEO_ANCHOR)] if anchor is not None else [])
+
+    lines = [f"# Video evaluation: {', '.join(clips)}", ""] + [f"- {n}" for n in notes] + [""]
+    lines += ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in avg]
+    if bd:
+        lines += ["", f"## BD-rate against {anchor} (PSNR, pchip)", "", "| " + " | ".join(bd_head) + " |",
+                  "|---|---|---|---|"] + ["| " + " | ".join(row) + " |" for row in bd]
+    lines += ["", "## Rate-distortion plots", "", f"![rd_psnr]({files['rd_psnr'].name})",
+              f"![rd_ms_ssim_db]({files['rd_ms_ssim_db'].name})"]
+
+    e = html.escape
+    page = ["<!DOCTYPE html><html><head><meta charset='utf-8'>",
+            f"<title>glocal-codec video evaluation: {e(', '.join(clips))}</title>",
+            "<style>body{font-family:sans-serif;max-width:70em;margin:2em auto}table{border-collapse:collapse}"
+            "td,th{border:1px solid #ccc;padding:.2em .5em;text-align:right}td:first-child{text-align:left}"
+            "img{max-width:48%}</style></head><body>",
+            f"<h1>Video evaluation: {e(', '.join(clips))}</h1>",
+            "<ul>" + "".join(f"<li>{e(n)}</li>" for n in notes) + "</ul>",
+            "<h2>Averages</h2>", html_table(head, avg)]
+    if bd:
+        page += [f"<h2>BD-rate against {e(anchor)} (PSNR, pchip)</h2>", html_table(bd_head, bd)]
+    page += ["<h2>Rate-distortion plots</h2><p>", img_tag(files["rd_psnr"], "rd_psnr"),
+             img_tag(files["rd_ms_ssim_db"], "rd_ms_ssim_db"), "</p></body></html>\n"]
+    atomic_write(files["summary_html"], "\n".join(page), force=True)
     atomic_write(files["summary_md"], "\n".join(lines) + "\n", force=True)
     return files

@@ -29,6 +29,11 @@ suffix   lossless (default)                    ``lossless=False``
 folder   PNG frames (:func:`write_frames`), bit-exact
 ======== ===================================== ===============================================
 
+``write_video(path, clip, **PLAYABLE)`` writes what every player and browser plays: H.264
+4:2:0 (``yuv420p``, High profile) at CRF :data:`PLAYABLE_CRF`, an odd width or height padded by
+one repeated column or row. It is what ``glocal-codec video decode`` writes by default
+(``--lossless`` for the bit-exact RGB / FFV1 files above).
+
 Every write is atomic (a temporary file in the same folder, then a rename) and refuses to
 replace an existing file unless ``force``. PyAV is imported only when a video file is read or
 written, so folders of frames work without it.
@@ -57,6 +62,8 @@ __all__ = [
     "VIDEO_SUFFIXES",
     "read_video",
     "write_video",
+    "PLAYABLE",
+    "PLAYABLE_CRF",
     "write_frames",
     "list_frame_files",
     "to_uint8_frames",
@@ -301,13 +308,21 @@ def output_plan(suffix: str, lossless: bool, pix_fmt: str | None, crf: int) -> t
     return muxer, "libx264", pf, {"crf": str(int(crf)), "preset": "medium"}
 
 
+#: Constant rate factor of the playable H.264 output (visually transparent for most content).
+PLAYABLE_CRF = 18
+
+#: Keywords of :func:`write_video` for a file any player plays (the video CLI's default).
+PLAYABLE: dict[str, object] = {"lossless": False, "pix_fmt": "yuv420p", "crf": PLAYABLE_CRF, "pad_odd": True}
+
+
 def write_video(path: str | os.PathLike, clip: VideoClip | torch.Tensor, *, fps: float | Fraction | None = None,
                 lossless: bool = True, crf: int = 12, pix_fmt: str | None = None, force: bool = False,
-                progress: ProgressFn | None = None) -> Path:
+                progress: ProgressFn | None = None, pad_odd: bool = False) -> Path:
     """Write a clip to ``.mp4`` / ``.mov`` / ``.mkv`` / ``.y4m`` (table in the module docs).
 
     Odd frame sizes are fine for the lossless RGB formats and ``yuv444p``; ``yuv420p`` output
-    needs an even size. Returns the path written.
+    needs an even size: an odd one is an error, or with ``pad_odd`` padded by repeating the
+    last column / row. Returns the path written.
     """
     import av
 
@@ -321,7 +336,10 @@ def write_video(path: str | os.PathLike, clip: VideoClip | torch.Tensor, *, fps:
     arr = to_uint8_frames(clip.frames)
     t, h, w, _ = arr.shape
     if pf == "yuv420p" and (h % 2 or w % 2):
-        raise ValueError(f"yuv420p needs an even frame size, got {w}x{h}")
+        if not pad_odd:
+            raise ValueError(f"yuv420p needs an even frame size, got {w}x{h}")
+        arr = np.pad(arr, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+        t, h, w, _ = arr.shape
 
     def write(tmp: str) -> None:
         with av.open(tmp, "w", format=muxer) as out:
