@@ -82,7 +82,7 @@ def kodak_crop(data_dir: Path) -> torch.Tensor:
 
 #: Fitting budgets for the INR video codecs in the registry-wide tests: enough to exercise every
 #: code path through real files, far too little for quality (their own tests fit longer).
-INR_TEST_EPOCHS = {"hnerv": 2, "nirvana": 2, "pfnr": 2}
+INR_TEST_EPOCHS = {"hnerv": 2, "nirvana": 2, "pfnr": 2, "overfit": 10}
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -94,5 +94,9 @@ def _fast_inr_codecs() -> None:
         try:
             c = open_codec(name)
         except UnknownCodecError:
+            continue
+        if name == "overfit":  # a per-image fit: its budget is in iterations; the environment
+            c.iterations = epochs  # variable carries it into subprocesses (test_determinism)
+            os.environ["GLOCAL_CODEC_OVERFIT_ITERATIONS"] = str(epochs)
             continue
         c.epochs = epochs

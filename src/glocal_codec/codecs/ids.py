@@ -45,6 +45,7 @@ CODEC_TABLE: tuple[CodecRow, ...] = (
     CodecRow("mcquic", 20, None),
     CodecRow("vq", 21, None),
     CodecRow("gblsr", 22, None),
+    CodecRow("overfit", 23, "overfit:OverfitCodec"),
     # video codecs
     CodecRow("x264", 64, "video_classic:X264Codec"),
     CodecRow("x265", 65, "video_classic:X265Codec"),

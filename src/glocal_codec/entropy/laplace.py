@@ -137,6 +137,15 @@ def _split(residuals: np.ndarray, a: int, k: int) -> tuple[np.ndarray, np.ndarra
     return main, full, rem
 
 
+def _check_indexes(t: LaplaceTables, scale_idx: np.ndarray, mean_idx: np.ndarray, n: int,
+                   err: type[ValueError]) -> None:
+    if scale_idx.shape != (n,) or mean_idx.shape != (n,):
+        raise err("scale and mean indexes must have one entry per symbol")
+    if n and (scale_idx.min() < 0 or scale_idx.max() >= t.n_scales or mean_idx.min() < 0
+              or mean_idx.max() >= t.mean_steps):
+        raise err("scale or mean index outside the table")
+
+
 class LaplaceCoder:
     """Encodes integer residuals pass by pass under :class:`LaplaceTables` (see the module docstring)."""
 
@@ -144,12 +153,7 @@ class LaplaceCoder:
         self.tables = tables or laplace_tables()
 
     def _check(self, scale_idx: np.ndarray, mean_idx: np.ndarray, n: int, err: type[ValueError]) -> None:
-        t = self.tables
-        if scale_idx.shape != (n,) or mean_idx.shape != (n,):
-            raise err("scale and mean indexes must have one entry per symbol")
-        if n and (scale_idx.min() < 0 or scale_idx.max() >= t.n_scales or mean_idx.min() < 0
-                  or mean_idx.max() >= t.mean_steps):
-            raise err("scale or mean index outside the table")
+        _check_indexes(self.tables, scale_idx, mean_idx, n, err)
 
     def encode(self, residuals: np.ndarray, scale_idx: np.ndarray, mean_idx: np.ndarray,
                passes: np.ndarray | None = None) -> bytes:
@@ -223,7 +227,7 @@ class LaplacePassDecoder:
         j = np.asarray(scale_idx, np.int64).reshape(-1)
         f = np.asarray(mean_idx, np.int64).reshape(-1)
         n = j.size
-        LaplaceCoder._check(self, j, f, n, CorruptStreamError)  # type: ignore[arg-type]
+        _check_indexes(t, j, f, n, CorruptStreamError)
         if not n:
             return np.zeros(0, np.int64)
         a, k = t.half_width, t.alphabet
