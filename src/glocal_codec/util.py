@@ -153,8 +153,9 @@ _EXP_COEFFS = [1.0 / math.factorial(n) for n in range(13, -1, -1)]  # |r| <= 0.3
 
 
 def exp_exact(x: np.ndarray) -> np.ndarray:
-    """exp of a float64 array (|x| < 700), bit-identical on every IEEE-754 machine."""
-    x = np.asarray(x, dtype=np.float64)
+    """exp of a float64 array (x <= 700; below -700 it is taken as -700, ~1e-304), bit-identical
+    on every IEEE-754 machine."""
+    x = np.maximum(np.asarray(x, dtype=np.float64), -700.0)
     k = np.rint(x * _INV_LN2)
     r = (x - k * _LN2_HI) - k * _LN2_LO
     poly = np.full_like(r, _EXP_COEFFS[0])

@@ -41,9 +41,10 @@ import constriction
 
 from ..bitstream.errors import CorruptStreamError
 from .categorical import quantize_pmf
+from ..util import exp_exact
 from .coder import _range_decode, _words
 
-__all__ = ["LaplaceTables", "LaplaceCoder", "LaplacePassDecoder", "laplace_tables", "MAX_ABS", "exp_exact"]
+__all__ = ["LaplaceTables", "LaplaceCoder", "LaplacePassDecoder", "laplace_tables", "MAX_ABS"]
 
 _model = constriction.stream.model
 _queue = constriction.stream.queue
@@ -51,23 +52,6 @@ _queue = constriction.stream.queue
 #: Largest residual magnitude the coder accepts (bounds the decoder's work per symbol).
 MAX_ABS = 1 << 12
 _CHUNK_ENTRIES = 1 << 21
-
-_LN2_HI = 6.93147180369123816490e-01
-_LN2_LO = 1.90821492927058770002e-10
-_INV_LN2 = 1.44269504088896338700e00
-_POLY = [1.0 / math.factorial(n) for n in range(13, -1, -1)]
-
-
-def exp_exact(x: np.ndarray) -> np.ndarray:
-    """``exp(x)`` for x in [-700, 700] from +, -, * and ldexp only: identical on every IEEE-754 CPU."""
-    x = np.maximum(np.asarray(x, np.float64), -700.0)
-    k = np.rint(x * _INV_LN2)
-    r = (x - k * _LN2_HI) - k * _LN2_LO
-    p = np.full_like(r, _POLY[0])
-    for c in _POLY[1:]:
-        p = p * r + c
-    return np.ldexp(p, k.astype(np.int64))
-
 
 class LaplaceTables:
     """Integer tables of the discretised Laplace (main) and its geometric tail (excess).
@@ -80,8 +64,11 @@ class LaplaceTables:
     def __init__(self, n_scales: int = 64, b_min: float = 0.02, b_max: float = 40.0, mean_steps: int = 16,
                  half_width: int = 31, precision: int = 20) -> None:
         self.n_scales, self.mean_steps, self.half_width, self.precision = n_scales, mean_steps, half_width, precision
-        self.log_b_min = math.log(b_min)
-        self.log_step = (math.log(b_max) - math.log(b_min)) / (n_scales - 1)
+        if (n_scales, b_min, b_max) == (64, 0.02, 40.0):  # the shipped tables: no libm in the way
+            self.log_b_min, self.log_step = float.fromhex("-0x1.f4bd2b7ac1bafp+1"), float.fromhex("0x1.ee2de733c37bdp-4")
+        else:
+            self.log_b_min = math.log(b_min)
+            self.log_step = (math.log(b_max) - math.log(b_min)) / (n_scales - 1)
         j = np.arange(n_scales, dtype=np.float64)
         self.scales = exp_exact(self.log_b_min + j * self.log_step)
         k = self.k

@@ -1,0 +1,247 @@
+"""``overfit``: the per-image overfitted codec (Cool-chic / C3 family), through real files.
+
+The registry-wide tests (test_registry, test_fuzz, test_determinism, compat) run it with the tiny
+budget of ``tests/conftest.py``; these check what is particular to it: bits from the file size,
+a quality floor after a short fit, monotone rate, bit-exact latents *and* pixels across thread
+counts and CPU kernel sets, reproducible encoding, and damaged or absurd files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import glocal_codec as gc
+from glocal_codec.bitstream import BitstreamError, CorruptStreamError, LimitError, read_container
+from glocal_codec.codecs import NO_WEIGHTS, Codec, Payload, Placeable, open_codec
+from glocal_codec.codecs.overfit import LAMBDAS, MAX_PIXELS, PRESETS, OverfitArch, OverfitCodec
+from glocal_codec.eval.metrics import psnr
+
+BUDGET = 10  # iterations: code paths, not quality
+
+
+@pytest.fixture
+def crop(kodak_crop: torch.Tensor) -> torch.Tensor:
+    return kodak_crop[:, :, 16:80, 32:112].contiguous()  # 64 x 80
+
+
+@pytest.fixture
+def codec() -> OverfitCodec:
+    return OverfitCodec(iterations=BUDGET)
+
+
+def _payload(data: bytes) -> Payload:
+    c = read_container(data)
+    return Payload(c.shape, c.quality, c.params, c.streams)
+
+
+def test_protocols_presets_and_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GLOCAL_CODEC_OVERFIT_ITERATIONS", raising=False)  # set by conftest for the suite
+    c = OverfitCodec()
+    assert isinstance(c, Codec) and isinstance(c, Placeable) and c.to("cpu") is c
+    assert c.weights_digest(3) == NO_WEIGHTS and c.weights_available()
+    assert list(c.qualities) == sorted(LAMBDAS) and len(c.qualities) >= 5
+    assert [OverfitCodec(preset=p).iterations for p in ("fast", "medium", "slow")] == \
+        [PRESETS[p].iterations for p in ("fast", "medium", "slow")]
+    assert OverfitCodec(preset="slow", iterations=7).iterations == 7
+    monkeypatch.setenv("GLOCAL_CODEC_OVERFIT_ITERATIONS", "5")
+    assert OverfitCodec().iterations == 5
+    with pytest.raises(ValueError, match="preset"):
+        OverfitCodec(preset="ultra")
+    with pytest.raises(ValueError, match="quality"):
+        c.encode(torch.rand(1, 3, 8, 8), 99)
+    # the registry's instance runs with the test budget (tests/conftest.py)
+    assert open_codec("overfit").iterations == BUDGET
+
+
+def test_round_trip_through_a_real_file(crop: torch.Tensor, tmp_path: Path) -> None:
+    data = gc.encode(crop, codec="overfit", quality=3)
+    path = tmp_path / "crop.glc"
+    path.write_bytes(data)
+    back = path.read_bytes()
+    x = gc.decode_tensor(back)
+    assert x.shape == crop.shape and x.dtype == torch.float32
+    # exact fixed-point output: multiples of 1/4096 in [0, 1]
+    assert torch.equal(x * 4096, (x * 4096).round()) and 0 <= float(x.min()) and float(x.max()) <= 1
+    info = gc.read_info(back)
+    assert info.codec == "overfit" and info.bytes == len(data) == path.stat().st_size
+    assert info.bpp == 8 * len(data) / (64 * 80)
+    img = gc.decode(back)
+    assert img.size == (80, 64) and img.mode == "RGB"
+    assert torch.equal(gc.decode_tensor(back), x)
+
+
+def test_quality_floor_after_a_short_fit(kodak_crop: torch.Tensor, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(open_codec("overfit"), "iterations", 60)
+    data = gc.encode(kodak_crop, codec="overfit", quality=3)
+    x = gc.decode_tensor(data)
+    assert psnr(x, kodak_crop) > 30.0
+    assert 8 * len(data) / (96 * 128) < 4.0
+
+
+def test_more_bits_at_higher_quality(codec: OverfitCodec, crop: torch.Tensor) -> None:
+    sizes, quality = [], []
+    for q in codec.qualities:
+        p = codec.encode(crop, q)
+        sizes.append(sum(len(s) for s in p.streams) + len(p.params))
+        quality.append(psnr(codec.decode(p), crop))
+    assert all(a < b for a, b in zip(sizes, sizes[1:])), sizes
+    assert quality[-1] > quality[0]
+
+
+def test_encoding_is_reproducible(codec: OverfitCodec, crop: torch.Tensor) -> None:
+    a = codec.encode(crop, 2)
+    assert codec.encode(crop, 2) == a
+    n = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        assert codec.encode(crop, 2) == a  # small images are fitted on one thread, in float64
+    finally:
+        torch.set_num_threads(n)
+    # the global RNG is left alone
+    torch.manual_seed(5)
+    before = torch.rand(3)
+    torch.manual_seed(5)
+    codec.encode(crop[..., :8, :8], 1)
+    assert torch.equal(torch.rand(3), before)
+
+
+_PROBE = """
+import hashlib, json, sys
+import numpy as np, torch
+import glocal_codec as gc
+from glocal_codec.bitstream import read_container
+from glocal_codec.codecs import Payload, open_codec
+out = {}
+for path in sys.argv[1:]:
+    data = open(path, "rb").read()
+    c = read_container(data)
+    lat = open_codec("overfit").decode_latents(Payload(c.shape, c.quality, c.params, c.streams))
+    px = gc.decode_tensor(data).numpy()
+    out[path] = [hashlib.sha256(b"".join(g.astype("<i8").tobytes() for g in lat)).hexdigest(),
+                 hashlib.sha256(px.tobytes()).hexdigest()]
+print(json.dumps(out))
+"""
+
+
+def _fingerprint(data: bytes) -> list[str]:
+    lat = open_codec("overfit").decode_latents(_payload(data))
+    px = gc.decode_tensor(data).numpy()
+    return [hashlib.sha256(b"".join(g.astype("<i8").tobytes() for g in lat)).hexdigest(),
+            hashlib.sha256(px.tobytes()).hexdigest()]
+
+
+@pytest.fixture(scope="module")
+def exactness_files(kodak_crop: torch.Tensor, tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """A natural crop (one-thread decode) and an image above the one-thread size (all threads)."""
+    big = torch.nn.functional.interpolate(kodak_crop, size=(130, 140), mode="bilinear", align_corners=False)
+    folder = tmp_path_factory.mktemp("overfit-exact")
+    files = []
+    for i, (x, q) in enumerate([(kodak_crop, 4), (big.clamp(0, 1), 2)]):
+        files.append(folder / f"{i}.glc")
+        files[-1].write_bytes(gc.encode(x, codec="overfit", quality=q))
+    return files
+
+
+def test_latents_and_pixels_identical_across_thread_counts(exactness_files: list[Path]) -> None:
+    n = torch.get_num_threads()
+    for path in exactness_files:
+        data = path.read_bytes()
+        ref = _fingerprint(data)
+        try:
+            torch.set_num_threads(1)
+            one = _fingerprint(data)
+            torch.set_num_threads(max(2, n))
+            many = _fingerprint(data)
+        finally:
+            torch.set_num_threads(n)
+        assert one == ref == many, path.name
+
+
+@pytest.mark.slow
+def test_latents_and_pixels_identical_with_plain_cpu_kernels(exactness_files: list[Path]) -> None:
+    env = {**os.environ, "ATEN_CPU_CAPABILITY": "default"}
+    run = subprocess.run([sys.executable, "-c", _PROBE, *map(str, exactness_files)], env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    other = json.loads(run.stdout.strip().splitlines()[-1])
+    for path in exactness_files:
+        assert other[str(path)] == _fingerprint(path.read_bytes()), path.name
+
+
+def test_grayscale_and_odd_sizes(codec: OverfitCodec) -> None:
+    g = torch.Generator().manual_seed(3)
+    for shape in [(1, 1, 1, 1), (1, 3, 7, 13), (1, 1, 3, 200), (1, 3, 2, 2)]:
+        x = torch.rand(*shape, generator=g)
+        p = codec.encode(x, 3)
+        y = codec.decode(p)
+        assert y.shape == x.shape and p.shape == shape[1:]
+    gray = torch.rand(1, 1, 20, 24, generator=g)
+    y = codec.decode(codec.encode(gray, 5))
+    assert y.shape == (1, 1, 20, 24)
+
+
+@pytest.fixture
+def small(codec: OverfitCodec, crop: torch.Tensor) -> Payload:
+    return codec.encode(crop[..., :24, :32], 3)
+
+
+def _fails_cleanly(codec: OverfitCodec, p: Payload) -> None:
+    try:
+        y = codec.decode(p)
+    except BitstreamError:
+        return
+    assert y.shape[-2:] == p.shape[-2:]
+
+
+def test_truncated_and_corrupted_streams(codec: OverfitCodec, small: Payload) -> None:
+    for i, s in enumerate(small.streams):
+        for n in sorted({0, 1, 2, len(s) // 2, len(s) - 4, len(s) - 1}):
+            streams = list(small.streams)
+            streams[i] = s[:n]
+            bad = Payload(small.shape, small.quality, small.params, tuple(streams))
+            if n < 2 and i < 2:  # the weight count is gone
+                with pytest.raises(BitstreamError):
+                    codec.decode(bad)
+            else:  # a range coder may not notice a cut (trailing zero words): never another error
+                _fails_cleanly(codec, bad)
+    rng = np.random.default_rng(7)
+    for _ in range(40):
+        i = int(rng.integers(0, 3))
+        s = bytearray(small.streams[i])
+        s[int(rng.integers(0, len(s)))] ^= int(rng.integers(1, 256))
+        streams = list(small.streams)
+        streams[i] = bytes(s)
+        _fails_cleanly(codec, Payload(small.shape, small.quality, small.params, tuple(streams)))
+    with pytest.raises(CorruptStreamError):
+        codec.decode(Payload(small.shape, small.quality, small.params, small.streams[:2]))
+    with pytest.raises(BitstreamError):
+        codec.decode(Payload(small.shape, small.quality, small.params[:-1], small.streams))
+
+
+def test_absurd_headers_are_limit_errors_before_allocation(codec: OverfitCodec, small: Payload) -> None:
+    arch = OverfitArch.from_bytes(small.params)
+    for field, value in [("n_grids", 200), ("synth_width", 10**6), ("arm_width", 4096), ("n_res", 99),
+                         ("arm_bits", 40)]:
+        bad = OverfitArch(**{**arch.__dict__, field: value}).to_bytes()
+        with pytest.raises(LimitError, match=field):
+            codec.decode(Payload(small.shape, small.quality, bad, small.streams))
+    # more grids than the image has octaves
+    bad = OverfitArch(**{**arch.__dict__, "n_grids": 8}).to_bytes()
+    with pytest.raises(LimitError, match="grids"):
+        codec.decode(Payload(small.shape, small.quality, bad, small.streams))
+    # a gigantic image announced by the header: refused before anything is allocated
+    with pytest.raises(LimitError, match="pixels"):
+        codec.decode(Payload((3, MAX_PIXELS, 2), small.quality, small.params, small.streams))
+    # a network the streams do not hold: refused before the weights are decoded
+    bad = OverfitArch(**{**arch.__dict__, "synth_width": 64}).to_bytes()
+    with pytest.raises(CorruptStreamError, match="weights"):
+        codec.decode(Payload(small.shape, small.quality, bad, small.streams))
