@@ -211,6 +211,7 @@ def restore_threads():
     torch.set_num_threads(n)
 
 
+@pytest.mark.slow
 def test_msh_is_bit_exact_across_thread_counts(kodak_crop: torch.Tensor, restore_threads: int) -> None:
     """Same file -> same latents, scale indices and pixels whether torch uses 1 thread or many."""
     codec = gc.open_codec("msh")
