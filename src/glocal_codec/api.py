@@ -25,7 +25,7 @@ from .bitstream import (
 )
 from .codecs import Codec, Payload, Placeable, Refinable, codec_id, codec_name, list_codecs, open_codec
 from .errors import WeightsMissingError
-from .imageio import UnsupportedImageError, load_image, to_pil, to_tensor
+from .imageio import UnsupportedImageError, load_image, read_image, to_pil, to_tensor
 
 __all__ = [
     "DEFAULT_CODEC",
@@ -83,33 +83,30 @@ class FileInfo:
         return int(self.shape[0]) if self.media == "video" else 1
 
 
-def _image_file_bytes(data: bytes) -> torch.Tensor:
+def _image_file_bytes(data: bytes, max_pixels: int | None) -> torch.Tensor:
     if data[:3] == MAGIC:
         raise ValueError("these bytes are a .glc file already; decode them with glocal_codec.decode")
     try:
-        with Image.open(io.BytesIO(data)) as img:
-            img.load()
-            if getattr(img, "n_frames", 1) > 1:
-                img.seek(0)  # animated formats: the first frame is the image
-            return to_tensor(img)[0]
+        return read_image(io.BytesIO(data), max_pixels)[0]
     except (UnidentifiedImageError, OSError, SyntaxError) as err:
         raise UnsupportedImageError(f"cannot read the given bytes as an image: {err}") from None
     except Image.DecompressionBombError as err:
         raise UnsupportedImageError(str(err)) from None
 
 
-def as_tensor(image: ImageLike) -> torch.Tensor:
+def as_tensor(image: ImageLike, max_pixels: int | None = None) -> torch.Tensor:
     """Any :data:`ImageLike` -> a new float tensor 1 x C x H x W in [0, 1] (C = 1 or 3).
 
     The input is never modified or aliased: numpy arrays (read-only ones from ``np.asarray(pil)``
     included) and tensors are copied. Image files and bytes follow the rules of
     :mod:`glocal_codec.imageio` (palette and CMYK become RGB, 16-bit becomes 8-bit, an opaque
-    alpha channel is dropped, a transparent one is refused).
+    alpha channel is dropped, a transparent one is refused), their EXIF orientation is applied,
+    and files above ``max_pixels`` are refused from their header.
     """
     if isinstance(image, (str, os.PathLike)):
-        return load_image(image)[0]
+        return load_image(image, max_pixels)[0]
     if isinstance(image, (bytes, bytearray, memoryview)):
-        return _image_file_bytes(bytes(image))
+        return _image_file_bytes(bytes(image), max_pixels)
     if isinstance(image, Image.Image):
         return to_tensor(image)[0]
     if isinstance(image, np.ndarray):
@@ -158,7 +155,7 @@ def _refinable_codecs() -> list[str]:
 
 
 def encode(image: ImageLike, codec: str = DEFAULT_CODEC, quality: int | None = None,
-           device: str | None = None, refine: int = 0) -> bytes:
+           device: str | None = None, refine: int = 0, max_pixels: int | None = MAX_DECODE_PIXELS) -> bytes:
     """Encode an image into a complete ``.glc`` file, returned as bytes.
 
     ``image`` may be (:data:`ImageLike`):
@@ -178,13 +175,20 @@ def encode(image: ImageLike, codec: str = DEFAULT_CODEC, quality: int | None = N
     ``refine`` > 0: that many encoder-side latent-refinement steps, for codecs whose
     :class:`CodecInfo` says ``refinable`` (the learned image codecs; ``glocal-codec list`` shows
     them): a smaller file at the same quality, a slower encode, the usual decoder.
+    ``max_pixels``: the same guard as :func:`decode`'s: a larger image is refused (an image file
+    from its header, before its pixels are decoded); ``None`` lifts it. Image files are read
+    upright (their EXIF orientation applied).
     Raises ``ValueError`` for a bad codec, quality or array, ``TypeError`` for an unsupported type.
     """
     c = _with_device(open_codec(codec), device)
     if c.media != "image":
         raise ValueError(f"{codec} is a {c.media} codec; use glocal_codec.video.encode_video "
                          "(or `glocal-codec video encode`)")
-    x = as_tensor(image)
+    x = as_tensor(image, max_pixels)
+    h, w = x.shape[-2:]
+    if max_pixels and h * w > max_pixels:
+        raise LimitError(f"the image is {w}x{h} ({h * w:,} pixels), more than the limit of {max_pixels:,}; "
+                         "allow it with max_pixels=None (CLI: --max-pixels 0)")
     q = c.default_quality if quality is None else int(quality)
     if q not in c.qualities:
         raise ValueError(f"{codec}: quality must be one of {list(c.qualities)}, got {q}")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .util import atomic_write
 
@@ -79,21 +79,37 @@ def to_tensor(img: Image.Image) -> tuple[torch.Tensor, ImageInfo]:
     return x, ImageInfo(img.mode, converted)
 
 
-def load_image(path: str | os.PathLike) -> tuple[torch.Tensor, ImageInfo]:
-    """Read an image file into a 1 x C x H x W float tensor (see the module docs)."""
+def load_image(path: str | os.PathLike, max_pixels: int | None = None) -> tuple[torch.Tensor, ImageInfo]:
+    """Read an image file into a 1 x C x H x W float tensor (see the module docs).
+
+    The EXIF orientation is applied (the picture comes out the way viewers show it), and an image
+    with more than ``max_pixels`` pixels is refused from its header, before any pixel is decoded.
+    """
     path = Path(path)
     try:
-        with Image.open(path) as img:
-            img.load()
-            if getattr(img, "n_frames", 1) > 1:
-                img.seek(0)  # animated formats: the first frame is the image
-            return to_tensor(img)
+        return read_image(path, max_pixels)
     except FileNotFoundError:
         raise
     except (UnidentifiedImageError, OSError, SyntaxError) as err:
         raise UnsupportedImageError(f"cannot read {path} as an image: {err}") from None
     except Image.DecompressionBombError as err:
         raise UnsupportedImageError(f"{path}: {err}") from None
+
+
+def read_image(source: str | os.PathLike | io.BytesIO, max_pixels: int | None = None) -> tuple[torch.Tensor, ImageInfo]:
+    """:func:`load_image` for a path or an in-memory file; Pillow's own errors pass through."""
+    with Image.open(source) as img:
+        w, h = img.size
+        if max_pixels and w * h > max_pixels:
+            raise UnsupportedImageError(
+                f"the image is {w}x{h} ({w * h:,} pixels), more than the limit of {max_pixels:,}; allow it with "
+                "max_pixels=None (CLI: --max-pixels 0) if you mean it")
+        img.load()
+        if getattr(img, "n_frames", 1) > 1:
+            img.seek(0)  # animated formats: the first frame is the image
+        # the picture as viewers show it: EXIF orientation 2-8 flips / rotates the stored pixels
+        upright = ImageOps.exif_transpose(img)
+        return to_tensor(upright if upright is not None else img)
 
 
 def to_pil(x: torch.Tensor) -> Image.Image:

@@ -198,6 +198,9 @@ def encode(
     workers: int = typer.Option(1, "--workers", "-j", min=1, help="files encoded at the same time (threads)"),
     device: Optional[str] = typer.Option(None, help="cpu, cuda or auto"),
     force: bool = typer.Option(False, "--force", "-f", help="overwrite existing outputs"),
+    max_pixels: Optional[int] = typer.Option(None, "--max-pixels",
+                                             help=f"refuse larger images, read from the file header (default "
+                                                  f"{_MAX_PIXELS_HELP}, as decode); 0: no limit"),
     json_out: bool = typer.Option(False, "--json", help="print the results as JSON on stdout"),
     quiet: bool = typer.Option(False, "--quiet", help="print errors only"),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="a line per file in a batch"),
@@ -255,14 +258,15 @@ def encode(
             raise FileNotFoundError(f"no such file: {job.src}")
         src: Any = read_input(job.src) if is_stdio(job.src) else job.src  # a path: errors name the file
         t0 = time.perf_counter()
-        x = api.as_tensor(src)
+        limit_px = api.MAX_DECODE_PIXELS if max_pixels is None else (max_pixels or None)  # 0: no limit
+        x = api.as_tensor(src, limit_px)
         h, w = int(x.shape[-2]), int(x.shape[-1])
         if limit_bytes is not None or bpp is not None:
             limit = limit_bytes if limit_bytes is not None else int(bpp * h * w / 8)  # type: ignore[operator]
             what = size if size is not None else f"{bpp} bpp"
             data = _encode_target(x, name, limit, refine, device, str(what))
         else:
-            data = api.encode(x, codec=name, quality=quality, device=device, refine=refine)
+            data = api.encode(x, codec=name, quality=quality, device=device, refine=refine, max_pixels=limit_px)
         secs = time.perf_counter() - t0
         info = api.read_info(data)
         is_native = export or (job.dst.suffix.lower() in native)

@@ -1,0 +1,51 @@
+"""Input guards of encode: EXIF orientation applied, a pixel limit checked from the header."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import glocal_codec as gc
+from glocal_codec.bitstream import LimitError
+from glocal_codec.imageio import UnsupportedImageError, load_image
+
+
+def _oriented_jpeg(path: Path) -> np.ndarray:
+    """A 12 x 8 (W x H) JPEG stored with Orientation = 6 (viewers rotate it to 8 x 12)."""
+    arr = np.zeros((8, 12, 3), np.uint8)
+    arr[:2, :] = 255  # a white band along the stored top edge
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(arr).save(path, quality=100, exif=exif.tobytes())
+    return arr
+
+
+def test_exif_orientation_is_applied(tmp_path: Path) -> None:
+    path = tmp_path / "rot.jpg"
+    _oriented_jpeg(path)
+    x, _ = load_image(path)
+    assert tuple(x.shape[-2:]) == (12, 8)  # upright: 8 wide, 12 high
+    assert x[0, :, :, -2:].mean() > 0.9 and x[0, :, :, :2].mean() < 0.1  # orientation 6: top edge -> right edge
+    info = gc.read_info(gc.encode(path, codec="jpeg"))
+    assert info.shape == (3, 12, 8)
+    assert gc.read_info(gc.encode(path.read_bytes(), codec="jpeg")).shape == (3, 12, 8)
+
+
+def test_encode_pixel_limit_from_the_header(tmp_path: Path) -> None:
+    img = Image.new("RGB", (64, 32))
+    buf = io.BytesIO()
+    img.save(buf, "PNG")
+    with pytest.raises(UnsupportedImageError, match="more than the limit of 1,000"):
+        gc.encode(buf.getvalue(), codec="jpeg", max_pixels=1000)
+    p = tmp_path / "x.png"
+    p.write_bytes(buf.getvalue())
+    with pytest.raises(UnsupportedImageError, match="64x32"):
+        gc.encode(p, codec="jpeg", max_pixels=2047)
+    with pytest.raises(LimitError, match="max_pixels=None"):
+        gc.encode(np.zeros((32, 64, 3), np.uint8), codec="jpeg", max_pixels=2047)
+    assert gc.read_info(gc.encode(p, codec="jpeg", max_pixels=None)).shape == (3, 32, 64)
+    assert gc.read_info(gc.encode(p, codec="jpeg")).shape == (3, 32, 64)  # default: decode's limit
