@@ -15,7 +15,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q $(TORCH_PINS)
-	$(PIP) install -q -e '.[test,eval,distributed]'
+	$(PIP) install -q -e '.[test,eval,distributed,tasks]'
 	touch $@
 
 venv: $(VENV)/.installed

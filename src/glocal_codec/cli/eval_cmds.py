@@ -4,6 +4,8 @@
     glocal-codec eval --images my_photos/ --codec msh --quality 1 --quality 3
     glocal-codec eval --dataset kodak --codec msh --codec msh+refine30 --report reports/refine
     glocal-codec eval --video clip.mp4 --codec hnerv --codec x264 --report reports/video
+    glocal-codec eval --dataset kodak --task ocr --codec jpeg --codec msh --report reports/mpq-ocr
+    glocal-codec tasks
     glocal-codec bdrate reports/kodak/results.json --anchor jpeg
 
 Thin, like the rest of the CLI: parse, call :mod:`glocal_codec.eval`, print. Expected failures
@@ -62,9 +64,15 @@ def eval_cmd(
     frames: Optional[int] = typer.Option(None, "--frames", help="video: the first N frames only"),
     size: Optional[str] = typer.Option(None, "--size", help="video: rescale frames to WxH first"),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="video: fitting budget of the INR codecs"),
+    task: Optional[str] = typer.Option(None, "--task", help="also score a machine task on every decoded image: "
+                                                             "ocr, faces or features (see `glocal-codec tasks`)"),
 ) -> None:
     """Measure codecs on a dataset: real file sizes, PSNR, MS-SSIM, LPIPS; resumable; writes a report."""
     if video:
+        if task is not None:
+            from .common import fail as _fail
+
+            _fail("--task measures image codecs; it cannot be used with --video")
         return _eval_video(video, codec, quality, report, device, frames, size, epochs, fresh, anchor,
                            dataset is not None or images is not None)
     from ..datasets import Dataset, image_folder, load_dataset
@@ -100,7 +108,7 @@ def eval_cmd(
                                workers=workers, lpips=not no_lpips,
                                lpips_weights=str(lpips_weights) if lpips_weights else None,
                                data_dir=str(data_dir) if data_dir else None, ray_address=ray, fresh=fresh,
-                               progress=on_progress, log=note)
+                               progress=on_progress, log=note, task=task)
         files = write_report(results, folder, anchor=anchor)
     except _errors() as e:
         _fail(e)
@@ -113,6 +121,28 @@ def eval_cmd(
     plots = [files[k].name for k in ("rd_psnr", "rd_ms_ssim_db", "rd_lpips") if k in files]
     out.print(f"report: {files['summary_md']} and {files['summary_html']}"
               + (f"; plots: {', '.join(plots)}" if plots else ""), highlight=False)
+    if task is not None:
+        _print_task_line(files)
+
+
+def _print_task_line(files: dict) -> None:  # noqa: ANN001
+    import json
+
+    from .common import out
+
+    if "task_summary" not in files:
+        return
+    ts = json.loads(files["task_summary"].read_text(encoding="utf-8"))
+    ref = ts.get("reference")
+    line = f"task {ts['task']}: uncompressed score " + ("n/a" if ref is None else f"{ref:.4f}")
+    win = ts.get("winner")
+    if win:
+        k = next(k for k in ts["keep"] if k["codec"] == win)
+        line += f"; lowest bpp keeping {ts['keep_share']:.0%} of it: {win} ({k['bpp']:.4f} bpp)"
+    elif ref is not None:
+        line += f"; no codec keeps {ts['keep_share']:.0%} of it"
+    extra = [files[k].name for k in ("task_plot", "task_summary") if k in files]
+    out.print(line + f" ({', '.join(extra)})", highlight=False, soft_wrap=True)
 
 
 def _eval_video(videos: List[Path], codecs: List[str], qualities: Optional[List[int]], report: Optional[Path],
@@ -228,7 +258,41 @@ class _EvalCommand(TyperCommand):
         return super().parse_args(ctx, args)
 
 
+def tasks_cmd(
+    json_out: bool = typer.Option(False, "--json", help="print the tasks as JSON"),
+) -> None:
+    """List the machine tasks of `eval --task`: availability, models, where their weights come from."""
+    from rich.table import Table
+
+    from ..eval.tasks import list_tasks
+    from .common import out, print_json
+
+    infos = list_tasks()
+    if json_out:
+        print_json([{"name": t.name, "available": t.available, "reason": t.reason or None, "install": t.install,
+                     "version": t.version, "summary": t.summary, "model": t.model, "weights": t.weights,
+                     "score": t.score, "found": t.found} for t in infos])
+        return
+    for t in infos:
+        tab = Table(show_header=False, box=None, padding=(0, 1))
+        tab.add_column(style="bold", no_wrap=True)
+        tab.add_column(overflow="fold")
+        tab.add_row("task", escape(t.name))
+        tab.add_row("available", "yes" if t.available else f"[red]no[/]: {escape(t.reason)}")
+        tab.add_row("about", escape(t.summary))
+        tab.add_row("model", escape(t.model))
+        tab.add_row("weights", escape(t.weights))
+        if t.found:
+            tab.add_row("found", escape(t.found))
+        if not t.available:
+            tab.add_row("install", escape(t.install))
+        out.print(tab)
+        out.print()
+    out.print("use: glocal-codec eval --dataset kodak --task NAME --codec jpeg --codec msh", highlight=False)
+
+
 def register_eval_commands(app: typer.Typer) -> None:
-    """Add ``eval`` and ``bdrate`` to the typer app."""
+    """Add ``eval``, ``bdrate`` and ``tasks`` to the typer app."""
     app.command("eval", cls=_EvalCommand)(eval_cmd)
     app.command("bdrate")(bdrate_cmd)
+    app.command("tasks")(tasks_cmd)

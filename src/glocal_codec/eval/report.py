@@ -269,11 +269,20 @@ def write_report(results: EvalResults, folder: str | os.PathLike, anchor: Option
         notes_all.append(f"MS-SSIM used fewer than 5 scales on {len(small)} small image(s); those values are "
                          "not comparable with 5-scale numbers.")
 
+    from .task_report import task_section  # eval --task: task score per bpp, 95 % point, BD, Spearman
+
+    task = task_section(results, folder, anchor, method)
+    extra_md, extra_html = (task[0], task[1]) if task else ("", "")
+    if task:
+        files.update(task[2])
     files["summary_md"] = folder / "summary.md"
     files["summary_html"] = folder / "summary.html"
     shown = {k: v for k, v in files.items() if k not in empty}
-    atomic_write(files["summary_md"], force=True, content=_markdown(results, summary, tables, anchor, method, notes_all, shown))
-    atomic_write(files["summary_html"], force=True, content=_html(results, summary, tables, anchor, method, notes_all, shown))
+    atomic_write(files["summary_md"], force=True,
+                 content=_markdown(results, summary, tables, anchor, method, notes_all, shown)
+                 + ("\n" + extra_md if extra_md else ""))
+    atomic_write(files["summary_html"], force=True,
+                 content=_html(results, summary, tables, anchor, method, notes_all, shown, extra_html))
     return files
 
 
@@ -322,7 +331,7 @@ def _markdown(results: EvalResults, summary, tables, anchor, method, notes, file
     return "\n".join(out)
 
 
-def _html(results: EvalResults, summary, tables, anchor, method, notes, files) -> str:
+def _html(results: EvalResults, summary, tables, anchor, method, notes, files, extra: str = "") -> str:
     e = html.escape
     table = html_table
 
@@ -351,5 +360,7 @@ def _html(results: EvalResults, summary, tables, anchor, method, notes, files) -
         parts.append("<h2>Rate-distortion plots</h2><p>")
         parts += [img_tag(files[k], k) for k in plots]  # embedded: the page is one self-contained file
         parts.append("</p>")
+    if extra:
+        parts.append(extra)
     parts.append("</body></html>\n")
     return "\n".join(parts)

@@ -90,6 +90,10 @@ class EvalRecord:
     decode_s: float
     device: str
     weights: str  # hex digest of the codec weights that made the file ("00000000": none)
+    # machine task (eval --task): its name, score in [0, 1] and details (``None`` without a task)
+    task: Optional[str] = None
+    task_score: Optional[float] = None
+    task_details: Optional[dict] = field(default=None, compare=False)
 
     @property
     def key(self) -> tuple[str, int, str]:
@@ -98,6 +102,9 @@ class EvalRecord:
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
         d["lossless"] = math.isinf(self.psnr)
+        if self.task is None:  # runs without --task keep the plain record format
+            for k in ("task", "task_score", "task_details"):
+                d.pop(k)
         for k, v in d.items():
             if isinstance(v, float) and not math.isfinite(v):
                 d[k] = None  # JSON has no inf; "lossless" says what a null PSNR means
@@ -196,6 +203,7 @@ class _Task:
     lpips_weights: Optional[str]
     data_dir: Optional[str]
     data: Optional[bytes] = None  # the image file's bytes (Ray tasks)
+    task: Optional[str] = None  # machine task (eval --task)
 
 
 _warmed: set[tuple[str, str]] = set()
@@ -236,6 +244,12 @@ def _run_task(task: _Task, on_record: Optional[Callable[[EvalRecord], None]] = N
     lp = None
     if task.lpips:
         lp, _ = get_lpips(task.lpips_weights, task.data_dir, device=metric_device)
+    mtask = None
+    if task.task:  # the task may render onto the image: codecs and metrics then see that image
+        from .tasks.scoring import prepare, record_fields
+
+        mtask, inp, ref = prepare(task.task, x, task.image)
+        x = inp.image
     h, w = int(x.shape[-2]), int(x.shape[-1])
     out = []
     for q in task.qualities:
@@ -254,6 +268,7 @@ def _run_task(task: _Task, on_record: Optional[Callable[[EvalRecord], None]] = N
             lpips=lp(x, y) if lp is not None else None,
             encode_s=round(t1 - t0, 6), decode_s=round(t2 - t1, 6), device=_codec_device(codec),
             weights=codec.weights_digest(q).hex(),
+            **(record_fields(mtask, inp, ref, y) if mtask is not None else {}),
         )
         out.append(rec)
         if on_record is not None:
@@ -315,13 +330,21 @@ def evaluate(dataset: Dataset, codecs: Sequence[str], qualities: Optional[Sequen
              results_path: str | os.PathLike, device: Optional[str] = None, workers: int = 1,
              lpips: bool = True, lpips_weights: Optional[str] = None, data_dir: Optional[str] = None,
              ray_address: Optional[str] = None, fresh: bool = False, progress: Optional[Progress] = None,
-             log: Optional[Callable[[str], None]] = None) -> EvalResults:
+             log: Optional[Callable[[str], None]] = None, task: Optional[str] = None) -> EvalResults:
     """Measure every image of ``dataset`` with every codec at every quality (default: all levels).
 
     ``results_path`` is read first (unless ``fresh``) and rewritten after every finished item.
+    ``task``: a machine task (:mod:`.tasks`) scored on every decoded image as well.
     Returns the complete results (earlier and new records).
     """
     say = log or (lambda _m: None)
+    task_info: Optional[dict[str, Any]] = None
+    ds_name = dataset.name
+    if task is not None:
+        from .tasks.scoring import dataset_name, run_info
+
+        task_info = run_info(task)  # UnknownTaskError / TaskUnavailableError before any work
+        ds_name = dataset_name(task, dataset.name)
     plan = _check_codecs(codecs, qualities)
     if ray_address is not None:
         _import_ray()
@@ -340,9 +363,14 @@ def evaluate(dataset: Dataset, codecs: Sequence[str], qualities: Optional[Sequen
     old: Optional[EvalResults] = None
     if results_path.exists() and not fresh:
         old = load_results(results_path)
-        if old.dataset != dataset.name:
-            raise EvalError(f"{results_path} holds results for {old.dataset!r}, not {dataset.name!r}; "
+        if old.dataset != ds_name:
+            raise EvalError(f"{results_path} holds results for {old.dataset!r}, not {ds_name!r}; "
                             f"use another --report folder (or --fresh to start over)")
+        old_task = (old.run.get("task") or {}).get("name")
+        if old.records and old_task != task:
+            raise EvalError(f"{results_path} holds results " + (f"of task {old_task!r}" if old_task else "without a task")
+                            + f", not {'of task ' + repr(task) if task else 'without one'}; use another --report "
+                              f"folder (or --fresh to start over)")
     digests = {name: open_codec(parse_codec_label(name).codec).weights_digest(levels[0]).hex()
                for name, levels in plan.items()}
     kept: dict[tuple[str, int, str], EvalRecord] = {}
@@ -357,10 +385,14 @@ def evaluate(dataset: Dataset, codecs: Sequence[str], qualities: Optional[Sequen
             if r.codec in digests and r.weights != digests[r.codec]:
                 dropped += 1  # other weights made these numbers
                 continue
+            if task_info is not None and {k: old.run["task"].get(k) for k in ("version", "model")} != \
+                    {k: task_info[k] for k in ("version", "model")}:
+                dropped += 1  # another task model or scoring made these scores
+                continue
             kept[r.key] = r
         if kept or dropped:
             say(f"resuming from {results_path}: {len(kept)} finished items kept"
-                + (f", {dropped} outdated ones dropped (image or weights changed)" if dropped else ""))
+                + (f", {dropped} outdated ones dropped (image, weights or task model changed)" if dropped else ""))
     all_images = {**{k: v for k, v in old_images.items() if k not in by_id}, **by_id}
     tasks: list[_Task] = []
     total = 0
@@ -370,7 +402,7 @@ def evaluate(dataset: Dataset, codecs: Sequence[str], qualities: Optional[Sequen
             total += len(levels)
             if todo:
                 tasks.append(_Task(entry.id, str(entry.path), name, todo, device, bool(status and status.available),
-                                   lpips_weights, data_dir))
+                                   lpips_weights, data_dir, task=task))
     done = total - sum(len(t.qualities) for t in tasks)
     lp_info: dict[str, Any] = {"name": "LPIPS v0.1, AlexNet (lpips package)"}
     if status is not None:
@@ -380,7 +412,7 @@ def evaluate(dataset: Dataset, codecs: Sequence[str], qualities: Optional[Sequen
     if old is not None and old.metrics.get("lpips", {}).get("backbone") not in (None, lp_info.get("backbone")):
         lp_info["note"] = f"earlier records used backbone {old.metrics['lpips']['backbone']!r}"
     results = EvalResults(
-        dataset=dataset.name, source=dataset.source, images=list(all_images.values()),
+        dataset=ds_name, source=dataset.source, images=list(all_images.values()),
         records=list(kept.values()),
         metrics={
             "psnr": "PSNR-RGB over 8-bit values, peak 255",
@@ -391,6 +423,8 @@ def evaluate(dataset: Dataset, codecs: Sequence[str], qualities: Optional[Sequen
         run={"codecs": list(plan), "qualities": {k: list(v) for k, v in plan.items()}, "device": device or "default",
              "workers": workers, "ray": ray_address, "torch": torch.__version__},
     )
+    if task_info is not None:
+        results.run["task"] = task_info
     records = dict(kept)
 
     def merge(new: Iterable[EvalRecord]) -> None:
