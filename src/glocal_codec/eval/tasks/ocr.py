@@ -1,7 +1,8 @@
 """``ocr``: can a text recogniser still read the text? 1 - character error rate.
 
 **Ground truth.** The task renders known text onto every image before the codecs see it
-(:func:`render_text`): up to eight lines of two words and a number, in five DejaVu faces (Sans,
+(:func:`render_text`): up to eight lines of two words and a number (a line too wide for the image
+is set smaller, down to 14 px, or left out), in five DejaVu faces (Sans,
 Sans Bold, Serif, Serif Italic, Sans Mono: the fonts matplotlib ships, the same files as Debian's
 ``fonts-dejavu-core``; the system copy is used when matplotlib is absent) at 14-36 px, dark or
 light to contrast with the picture underneath, half of them with a thin outline. Everything is
@@ -123,15 +124,18 @@ def render_text(image: torch.Tensor, image_id: str, fonts: Optional[dict[str, Pa
         outline = rng.random() < 0.5
         gap = rng.randint(int(0.8 * size), 2 * size)
         xr = rng.random()
-        font = ImageFont.truetype(str(fonts[fname]), size)
-        stroke = max(1, size // 14) if outline else 0
-        x0, y0, x1, y1 = draw.textbbox((0, 0), text, font=font, stroke_width=stroke)
-        tw, th = x1 - x0, y1 - y0
+        for size in [s for s in SIZES if s <= size][::-1]:  # too wide: the next smaller size that fits
+            font = ImageFont.truetype(str(fonts[fname]), size)
+            stroke = max(1, size // 14) if outline else 0
+            x0, y0, x1, y1 = draw.textbbox((0, 0), text, font=font, stroke_width=stroke)
+            tw, th = x1 - x0, y1 - y0
+            if tw <= w - 2 * MARGIN:
+                break
         if y + th > h - MARGIN:
             break
         if tw > w - 2 * MARGIN:
             y += th + gap
-            continue  # too wide for this image: leave the row empty
+            continue  # too wide even at the smallest size: leave the row empty
         x = MARGIN + int(xr * (w - 2 * MARGIN - tw)) - x0
         top = y - y0
         box = (x + x0, top + y0, x + x1, top + y1)
