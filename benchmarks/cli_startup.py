@@ -1,18 +1,21 @@
 """Start-up time of the command line: wall time of whole ``glocal-codec`` processes, repeated.
 
     .venv/bin/python benchmarks/cli_startup.py [--runs 5] [--image IMG] [--src SRC_DIR] [--json OUT]
-        [--importtime]
+        [--importtime] [--baseline SRC_DIR] [--only LABEL ...]
 
 Like hyperfine: every command runs ``--runs`` times after one warm-up run (page cache, .pyc
 files), and the mean, standard deviation and minimum wall time are printed, with the mean CPU
 time (user + system) of the process, which a busy machine disturbs less than the wall time. Commands:
-``--help``, ``--version``, ``list``, ``info`` of a JPEG .glc, ``encode`` / ``decode`` with
-``jpeg``, and ``info`` of an ``msh`` file. ``--src`` runs another copy of the package (its
-``src`` folder, put first on ``PYTHONPATH``), e.g. the last commit's, for a before/after::
+``--help``, ``--version``, ``list``, ``info`` of a JPEG and of an ``msh`` .glc, ``encode`` with
+``jpeg`` and ``webp``, ``decode`` of a JPEG and a WebP file. Issue 28 asks for at most 1 s for
+all but the ``msh`` ones; ``tests/test_light_import.py`` checks (without timing anything) that
+none of these imports torch. ``--src`` runs another copy of the package (its ``src`` folder, put
+first on ``PYTHONPATH``), e.g. the last commit's; ``--baseline`` times such a copy side by side
+with this one (runs interleaved, so both see the same machine load) and reports both, as in
+``benchmarks/results/cli_startup.json``::
 
     mkdir -p /tmp/head && git archive HEAD src | tar -x -C /tmp/head
-    .venv/bin/python benchmarks/cli_startup.py --src /tmp/head/src --json /tmp/before.json
-    .venv/bin/python benchmarks/cli_startup.py --json /tmp/after.json
+    .venv/bin/python benchmarks/cli_startup.py --baseline /tmp/head/src --json benchmarks/results/cli_startup.json
 
 ``--importtime`` adds, per command, the 8 slowest top-level imports of one run
 (``python -X importtime``), which is where a slow start comes from. Timings depend on the
@@ -58,6 +61,12 @@ def _run(args: list[str], env: dict[str, str], importtime: bool = False) -> tupl
     return secs, p.stderr, cpu
 
 
+def _stats(runs: list[tuple[float, str, float]]) -> dict:
+    times, cpus = [r[0] for r in runs], [r[2] for r in runs]
+    return {"mean": statistics.mean(times), "std": statistics.stdev(times) if len(times) > 1 else 0.0,
+            "min": min(times), "cpu": statistics.mean(cpus), "runs": times}
+
+
 def _slowest_imports(stderr: str, n: int = 8) -> list[tuple[str, float]]:
     """Top-level (not nested) imports by cumulative time, from ``-X importtime`` output."""
     rows = []
@@ -78,8 +87,10 @@ def main() -> None:
     p.add_argument("--json", type=Path, help="write the timings here")
     p.add_argument("--importtime", action="store_true", help="show the slowest top-level imports of each command")
     p.add_argument("--only", action="append", help="run only these commands (by label; repeatable)")
+    p.add_argument("--baseline", type=Path, help="another package source folder timed side by side (before/after)")
     a = p.parse_args()
     env = _env(a.src)
+    base_env = _env(a.baseline) if a.baseline else None
     tmp = Path(tempfile.mkdtemp(prefix="glocal-startup-"))
     img = a.image
     if img is None:
@@ -89,8 +100,9 @@ def main() -> None:
         yy, xx = np.mgrid[0:256, 0:256]
         img = tmp / "pattern.png"
         Image.fromarray(np.stack([xx, yy, (xx ^ yy)], -1).astype(np.uint8)).save(img)
-    jpg_glc, msh_glc = tmp / "j.glc", tmp / "m.glc"
+    jpg_glc, webp_glc, msh_glc = tmp / "j.glc", tmp / "w.glc", tmp / "m.glc"
     _run(["encode", str(img), "-o", str(jpg_glc), "-c", "jpeg"], env)
+    _run(["encode", str(img), "-o", str(webp_glc), "-c", "webp"], env)
     _run(["encode", str(img), "-o", str(msh_glc), "-c", "msh"], env)
     commands = {
         "--help": ["--help"],
@@ -99,33 +111,45 @@ def main() -> None:
         "info (jpeg file)": ["info", str(jpg_glc)],
         "info (msh file)": ["info", str(msh_glc)],
         "encode -c jpeg": ["encode", str(img), "-o", str(tmp / "e.glc"), "-c", "jpeg", "--force"],
+        "encode -c webp": ["encode", str(img), "-o", str(tmp / "e.glc"), "-c", "webp", "--force"],
         "decode (jpeg file)": ["decode", str(jpg_glc), "-o", str(tmp / "d.png"), "--force"],
+        "decode (webp file)": ["decode", str(webp_glc), "-o", str(tmp / "d.png"), "--force"],
     }
     if a.only:
         commands = {k: v for k, v in commands.items() if k in a.only}
-    results = {}
-    print(f"{'command':<20} {'mean':>7} {'± std':>7} {'min':>7} {'cpu':>7}  ({a.runs} runs after 1 warm-up; seconds)")
+    envs = {"after": env, "before": base_env} if base_env is not None else {"": env}
+    results: dict = {k: {} for k in envs}
+    print(f"{'command':<20} {'':<6} {'mean':>7} {'± std':>7} {'min':>7} {'cpu':>7}  "
+          f"({a.runs} runs after 1 warm-up; seconds)")
     for label, args in commands.items():
-        if label == "--version" and a.src is not None:
+        todo = {}
+        for which, e in envs.items():
             try:
-                _run(args, env)
+                _run(args, e)  # warm-up (and: does this version have the command?)
             except SystemExit:
-                print(f"{label:<20} (not in this version)")
+                print(f"{label:<20} {which:<6} (not in this version)")
                 continue
-        _run(args, env)  # warm-up
-        runs = [_run(args, env) for _ in range(a.runs)]
-        times, cpus = [r[0] for r in runs], [r[2] for r in runs]
-        mean, std = statistics.mean(times), statistics.stdev(times) if len(times) > 1 else 0.0
-        results[label] = {"mean": mean, "std": std, "min": min(times), "cpu": statistics.mean(cpus), "runs": times}
-        print(f"{label:<20} {mean:7.2f} {std:7.2f} {min(times):7.2f} {statistics.mean(cpus):7.2f}")
-        if a.importtime:
-            slow = _slowest_imports(_run(args, env, importtime=True)[1])
-            results[label]["slowest_imports"] = slow
-            print("    " + ", ".join(f"{n} {s:.2f}" for n, s in slow))
+            todo[which] = e
+        runs: dict[str, list] = {k: [] for k in todo}
+        for _ in range(a.runs):  # interleaved: the versions see the same load
+            for which, e in todo.items():
+                runs[which].append(_run(args, e))
+        for which in todo:
+            r = results[which][label] = _stats(runs[which])
+            print(f"{label:<20} {which:<6} {r['mean']:7.2f} {r['std']:7.2f} {r['min']:7.2f} {r['cpu']:7.2f}")
+            if a.importtime:
+                slow = _slowest_imports(_run(args, todo[which], importtime=True)[1])
+                r["slowest_imports"] = slow
+                print("    " + ", ".join(f"{n} {s:.2f}" for n, s in slow))
     if a.json:
-        a.json.write_text(json.dumps({"python": sys.version.split()[0], "src": str(a.src) if a.src else None,
-                                      "cpus": os.cpu_count(), "load": os.getloadavg(), "results": results},
-                                     indent=2) + "\n")
+        meta = {"python": sys.version.split()[0], "cpus": os.cpu_count(), "load": os.getloadavg(),
+                "runs": a.runs, "image": "256x256 test pattern" if a.image is None else str(a.image)}
+        if base_env is None:
+            doc = {**meta, "src": str(a.src) if a.src else None, "results": results[""]}
+        else:
+            doc = {**meta, "src": str(a.src) if a.src else None, "baseline": str(a.baseline),
+                   "results": results["after"], "baseline_results": results["before"]}
+        a.json.write_text(json.dumps(doc, indent=2) + "\n")
 
 
 if __name__ == "__main__":

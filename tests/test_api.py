@@ -335,3 +335,78 @@ def test_docstrings_name_the_accepted_types() -> None:
         assert word in gc.encode.__doc__, word
     assert "path" in gc.decode.__doc__ and "bytes" in gc.decode.__doc__
     assert "msh and factorized" not in gc.encode.__doc__
+
+
+def test_read_info_accepts_a_path_or_bytes(pixels: np.ndarray, tmp_path: Path) -> None:
+    """``read_info`` takes what ``decode`` takes: bytes, bytearray, memoryview, str or Path."""
+    data = gc.encode(pixels, codec="webp", quality=3)
+    f = tmp_path / "x.glc"
+    f.write_bytes(data)
+    ref = gc.read_info(data)
+    for src in (f, str(f), bytearray(data), memoryview(data)):
+        assert gc.read_info(src) == ref, type(src)
+    with pytest.raises(FileNotFoundError):
+        gc.read_info(tmp_path / "missing.glc")
+    with pytest.raises(TypeError, match="bytes of a .glc file"):
+        gc.read_info(12345)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("name", ["jpeg", "webp", "avif", "jpeg2000"])
+def test_classical_codecs_code_8bit_pixels_as_tensors_do(name: str, pixels: np.ndarray, tmp_path: Path) -> None:
+    """8-bit inputs go to the classical codecs as uint8 arrays (no torch): the same file, and the same
+    decoded pixels, as through the float-tensor interface."""
+    from glocal_codec.imageio import to_pil
+
+    codec = open_codec(name)
+    assert isinstance(codec, gc.codecs.Uint8Codec)
+    for arr in (pixels, pixels[:, :, 1]):
+        t = torch.from_numpy(np.array(arr)).float().div(255)
+        t = t.unsqueeze(0) if t.dim() == 2 else t.permute(2, 0, 1)
+        path = tmp_path / "in.png"
+        Image.fromarray(arr).save(path)
+        data = gc.encode(path, codec=name, quality=3)
+        assert data == gc.encode(t, codec=name, quality=3) == gc.encode(Image.fromarray(arr), codec=name, quality=3)
+        assert isinstance(gc.api.codec_input(path, name), np.ndarray)
+        assert gc.encode(gc.api.codec_input(path, name), codec=name, quality=3) == data
+        img = gc.decode(data)
+        assert np.array_equal(np.asarray(img), np.asarray(to_pil(gc.decode_tensor(data)))) and img.mode == (
+            "L" if arr.ndim == 2 else "RGB")
+        c = read_container(data)
+        payload = Payload(c.shape, c.quality, c.params, c.streams)
+        x = codec.decode_uint8(payload)
+        assert x.dtype == np.uint8 and torch.equal(torch.from_numpy(x.copy()).permute(2, 0, 1)[None].float() / 255,
+                                                   codec.decode(payload))
+    # every 8-bit value survives the float interface unchanged (v / 255 * 255 rounds back to v)
+    v = torch.arange(256, dtype=torch.uint8)
+    assert torch.equal((v.float().div(255.0).clamp(0, 1) * 255).round().to(torch.uint8), v)
+
+
+def test_codec_input_gives_tensors_for_learned_codecs(pixels: np.ndarray) -> None:
+    x = gc.api.codec_input(pixels, "msh")
+    assert isinstance(x, torch.Tensor) and x.shape == (1, 3, 96, 128)
+    assert gc.encode(x, codec="msh", quality=1) == gc.encode(pixels, codec="msh", quality=1)
+
+
+def test_refinement_reports_progress(kodak_crop: torch.Tensor) -> None:
+    """``encode(..., refine=N, progress=fn)`` calls ``fn(step, N, stats)`` after every step; the file
+    is the one made without a callback."""
+    seen: list[tuple] = []
+    data = gc.encode(kodak_crop, codec="msh", quality=2, refine=3,
+                     progress=lambda done, total, stats=None: seen.append((done, total, stats)))
+    assert [(d, t) for d, t, _ in seen] == [(1, 3), (2, 3), (3, 3)]
+    assert all(s.startswith("loss ") for _, _, s in seen)
+    assert data == gc.encode(kodak_crop, codec="msh", quality=2, refine=3)
+
+
+def test_refinable_plugins_without_a_progress_keyword_still_work(kodak_crop: torch.Tensor) -> None:
+    """A third-party Refinable written before ``progress`` existed: the API passes it only when given."""
+    class OldRefinable(_WrongSize):
+        def encode_refined(self, x: torch.Tensor, quality: int, steps: int) -> Payload:
+            return Payload(tuple(x.shape[1:]), quality, streams=(bytes([steps]),))
+
+    register_codec("old-refinable", codec_id=1901)(OldRefinable)
+    try:
+        data = gc.encode(kodak_crop, codec="old-refinable", refine=5)
+        assert read_container(data).streams == (b"\x05",)
+    finally:
+        unregister_codec("old-refinable")

@@ -1,4 +1,10 @@
-"""Public Python API: ``encode``, ``decode``, ``read_info`` (the CLI is a thin layer over these)."""
+"""Public Python API: ``encode``, ``decode``, ``read_info`` (the CLI is a thin layer over these).
+
+torch is imported only where a tensor is needed: 8-bit images (files, bytes, PIL images,
+``uint8`` arrays) go to the classical codecs as numpy arrays (:class:`~glocal_codec.codecs.Uint8Codec`)
+and ``read_info`` opens no codec module that needs torch, so ``glocal-codec info`` and JPEG /
+WebP / AVIF / JPEG 2000 encoding and decoding start without it.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +12,9 @@ import io
 import os
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Union
+from typing import TYPE_CHECKING, Any, Callable, Union
 
 import numpy as np
-import torch
 from PIL import Image, UnidentifiedImageError
 
 from .bitstream import (
@@ -23,9 +28,14 @@ from .bitstream import (
     read_container,
     write_container,
 )
-from .codecs import Codec, Payload, Placeable, Refinable, codec_id, codec_name, list_codecs, open_codec
+from .codecs import (Codec, Payload, Placeable, ProgressFn, Refinable, Uint8Codec, codec_digest, codec_id,
+                     codec_name, list_codecs, open_codec)
 from .errors import WeightsMissingError
-from .imageio import UnsupportedImageError, load_image, read_image, to_pil, to_tensor
+from .imageio import (UnsupportedImageError, from_array, load_image, load_pixels, read_image, read_pixels, to_array,
+                      to_pil, to_tensor)
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     "DEFAULT_CODEC",
@@ -39,6 +49,7 @@ __all__ = [
     "read_info",
     "open_container",
     "as_tensor",
+    "codec_input",
 ]
 
 #: The codec ``glocal-codec encode`` uses when none is named.
@@ -54,7 +65,7 @@ MAX_DECODE_PIXELS = 2 * 89_478_485
 #: WebP, TIFF, ... -- anything Pillow reads), a PIL image, an ``H x W`` / ``H x W x C`` numpy array
 #: (``uint8`` in 0..255, ``uint16`` in 0..65535, float in [0, 1]; C = 1 or 3) or a torch tensor
 #: ``C x H x W`` / ``1 x C x H x W`` (float in [0, 1], or ``uint8``).
-ImageLike = Union[str, os.PathLike, bytes, bytearray, memoryview, Image.Image, np.ndarray, torch.Tensor]
+ImageLike = Union[str, os.PathLike, bytes, bytearray, memoryview, Image.Image, np.ndarray, "torch.Tensor"]
 
 #: What :func:`decode` accepts: the bytes of a ``.glc`` file, or a path to one.
 GlcLike = Union[bytes, bytearray, memoryview, str, os.PathLike]
@@ -83,11 +94,13 @@ class FileInfo:
         return int(self.shape[0]) if self.media == "video" else 1
 
 
-def _image_file_bytes(data: bytes, max_pixels: int | None) -> torch.Tensor:
+def _image_file_bytes(data: bytes, max_pixels: int | None,
+                      reader: Callable[..., tuple[Any, Any]] = read_image) -> Any:
+    """Image file bytes through ``reader`` (:func:`read_image`: a tensor; :func:`read_pixels`: an array)."""
     if data[:3] == MAGIC:
         raise ValueError("these bytes are a .glc file already; decode them with glocal_codec.decode")
     try:
-        return read_image(io.BytesIO(data), max_pixels)[0]
+        return reader(io.BytesIO(data), max_pixels)[0]
     except (UnidentifiedImageError, OSError, SyntaxError) as err:
         raise UnsupportedImageError(f"cannot read the given bytes as an image: {err}") from None
     except Image.DecompressionBombError as err:
@@ -103,6 +116,8 @@ def as_tensor(image: ImageLike, max_pixels: int | None = None) -> torch.Tensor:
     alpha channel is dropped, a transparent one is refused), their EXIF orientation is applied,
     and files above ``max_pixels`` are refused from their header.
     """
+    import torch
+
     if isinstance(image, (str, os.PathLike)):
         return load_image(image, max_pixels)[0]
     if isinstance(image, (bytes, bytearray, memoryview)):
@@ -135,6 +150,38 @@ def as_tensor(image: ImageLike, max_pixels: int | None = None) -> torch.Tensor:
                     "a PIL image, a numpy array or a torch tensor")
 
 
+def _pixels(image: ImageLike, max_pixels: int | None) -> np.ndarray | None:
+    """An 8-bit :data:`ImageLike` (image file path or bytes, PIL image, ``uint8`` array) as a new
+    ``H x W x C`` uint8 array, by the rules of :func:`as_tensor` and without torch; ``None`` for
+    the other types (tensors, float and 16-bit arrays), which :func:`as_tensor` converts."""
+    if isinstance(image, (str, os.PathLike)):
+        return load_pixels(image, max_pixels)[0]
+    if isinstance(image, (bytes, bytearray, memoryview)):
+        return _image_file_bytes(bytes(image), max_pixels, read_pixels)
+    if isinstance(image, Image.Image):
+        return to_array(image)[0]
+    if isinstance(image, np.ndarray) and image.dtype == np.uint8:
+        arr = image[:, :, None] if image.ndim == 2 else image
+        if arr.ndim != 3 or arr.shape[2] not in (1, 3):
+            raise ValueError(f"expected an H x W or H x W x C (C = 1 or 3) array, got shape {image.shape}")
+        return np.array(arr, dtype=np.uint8)  # a copy: writable, never aliased
+    return None
+
+
+def codec_input(image: ImageLike, codec: str = DEFAULT_CODEC,
+                max_pixels: int | None = None) -> np.ndarray | torch.Tensor:
+    """``image`` read once, in the form :func:`encode` hands to ``codec``: a new ``H x W x C``
+    uint8 array when ``codec`` codes 8-bit pixels (:class:`~glocal_codec.codecs.Uint8Codec`, the
+    classical codecs) and ``image`` is 8-bit, else the 1 x C x H x W float tensor of
+    :func:`as_tensor`. :func:`encode` takes either and makes the same file as from ``image``
+    (the CLI reads each input once, then may encode it at several quality levels)."""
+    if isinstance(open_codec(codec), Uint8Codec):
+        arr = _pixels(image, max_pixels)
+        if arr is not None:
+            return arr
+    return as_tensor(image, max_pixels)
+
+
 def _glc_bytes(data: GlcLike) -> bytes:
     if isinstance(data, (bytes, bytearray, memoryview)):
         return bytes(data)
@@ -155,7 +202,8 @@ def _refinable_codecs() -> list[str]:
 
 
 def encode(image: ImageLike, codec: str = DEFAULT_CODEC, quality: int | None = None,
-           device: str | None = None, refine: int = 0, max_pixels: int | None = MAX_DECODE_PIXELS) -> bytes:
+           device: str | None = None, refine: int = 0, max_pixels: int | None = MAX_DECODE_PIXELS,
+           progress: ProgressFn | None = None) -> bytes:
     """Encode an image into a complete ``.glc`` file, returned as bytes.
 
     ``image`` may be (:data:`ImageLike`):
@@ -178,14 +226,21 @@ def encode(image: ImageLike, codec: str = DEFAULT_CODEC, quality: int | None = N
     ``max_pixels``: the same guard as :func:`decode`'s: a larger image is refused (an image file
     from its header, before its pixels are decoded); ``None`` lifts it. Image files are read
     upright (their EXIF orientation applied).
+    ``progress(done, total, stats)`` (a :class:`~glocal_codec.codecs.ProgressFn`), if given, is
+    called after every refinement step.
     Raises ``ValueError`` for a bad codec, quality or array, ``TypeError`` for an unsupported type.
     """
     c = _with_device(open_codec(codec), device)
     if c.media != "image":
         raise ValueError(f"{codec} is a {c.media} codec; use glocal_codec.video.encode_video "
                          "(or `glocal-codec video encode`)")
-    x = as_tensor(image, max_pixels)
-    h, w = x.shape[-2:]
+    # 8-bit pixels go to a codec that codes them natively as they are (no torch); the rest as tensors
+    pixels = _pixels(image, max_pixels) if isinstance(c, Uint8Codec) and not refine else None
+    if pixels is not None:
+        h, w = pixels.shape[:2]
+    else:
+        x = as_tensor(image, max_pixels)
+        h, w = x.shape[-2:]
     if max_pixels and h * w > max_pixels:
         raise LimitError(f"the image is {w}x{h} ({h * w:,} pixels), more than the limit of {max_pixels:,}; "
                          "allow it with max_pixels=None (CLI: --max-pixels 0)")
@@ -196,7 +251,10 @@ def encode(image: ImageLike, codec: str = DEFAULT_CODEC, quality: int | None = N
         if not isinstance(c, Refinable):
             raise ValueError(f"{codec} does not support encoder-side refinement (--refine); "
                              "codecs that do: " + ", ".join(n for n in _refinable_codecs()))
-        payload = c.encode_refined(x, q, int(refine))
+        kw = {"progress": progress} if progress is not None else {}  # plugins written before it need none
+        payload = c.encode_refined(x, q, int(refine), **kw)
+    elif pixels is not None:
+        payload = c.encode_uint8(pixels, q)
     else:
         payload = c.encode(x, q)
     container = Container(
@@ -233,14 +291,10 @@ def open_container(data: bytes) -> tuple[Container, Codec]:
     return container, codec
 
 
-def decode_tensor(data: GlcLike, device: str | None = None,
-                  max_pixels: int | None = MAX_DECODE_PIXELS) -> torch.Tensor:
-    """Decode a ``.glc`` image file (its bytes, or a path to it) to a float tensor 1 x C x H x W
-    in [0, 1].
-
-    ``max_pixels`` refuses (with :class:`LimitError`) images larger than that before decoding
-    anything; ``None`` lifts the guard. Every bad file raises a :class:`BitstreamError`.
-    """
+def _decode(data: GlcLike, device: str | None, max_pixels: int | None,
+            uint8: bool = False) -> np.ndarray | torch.Tensor:
+    """The decoded image: a 1 x C x H x W float tensor, or (``uint8`` and a
+    :class:`~glocal_codec.codecs.Uint8Codec`) an H x W x C uint8 array."""
     data = _glc_bytes(data)
     container, codec = open_container(data)
     h, w = container.shape[-2:]
@@ -253,8 +307,9 @@ def decode_tensor(data: GlcLike, device: str | None = None,
                          "glocal_codec.video.decode_video (or `glocal-codec video decode`)")
     codec = _with_device(codec, device)
     payload = Payload(container.shape, container.quality, container.params, container.streams)
+    as_uint8 = uint8 and isinstance(codec, Uint8Codec)
     try:
-        x = codec.decode(payload)
+        x = codec.decode_uint8(payload) if as_uint8 else codec.decode(payload)
     except BitstreamError:
         raise
     except WeightsMissingError:
@@ -263,9 +318,21 @@ def decode_tensor(data: GlcLike, device: str | None = None,
         # The CRC matched, so only a crafted or mis-written payload gets here; whatever the
         # codec's libraries raise (constriction, Pillow, torch shape errors) is one clear error.
         raise CorruptStreamError(f"{codec.name}: the payload cannot be decoded ({type(err).__name__}: {err})") from None
-    if tuple(x.shape[1:]) != tuple(container.shape):
-        raise CorruptStreamError(f"{codec.name} decoded {tuple(x.shape[1:])}, the header says {container.shape}")
+    got = (x.shape[2], x.shape[0], x.shape[1]) if as_uint8 and x.ndim == 3 else tuple(x.shape[1:])
+    if tuple(got) != tuple(container.shape):
+        raise CorruptStreamError(f"{codec.name} decoded {tuple(got)}, the header says {container.shape}")
     return x
+
+
+def decode_tensor(data: GlcLike, device: str | None = None,
+                  max_pixels: int | None = MAX_DECODE_PIXELS) -> torch.Tensor:
+    """Decode a ``.glc`` image file (its bytes, or a path to it) to a float tensor 1 x C x H x W
+    in [0, 1].
+
+    ``max_pixels`` refuses (with :class:`LimitError`) images larger than that before decoding
+    anything; ``None`` lifts the guard. Every bad file raises a :class:`BitstreamError`.
+    """
+    return _decode(data, device, max_pixels)
 
 
 def decode(data: GlcLike, device: str | None = None, max_pixels: int | None = MAX_DECODE_PIXELS) -> Image.Image:
@@ -275,16 +342,18 @@ def decode(data: GlcLike, device: str | None = None, max_pixels: int | None = MA
     (:data:`GlcLike`); the file says which codec made it. See :func:`decode_tensor` for
     ``device`` and ``max_pixels``. Save the result with ``img.save("out.png")``.
     """
-    return to_pil(decode_tensor(data, device, max_pixels))
+    x = _decode(data, device, max_pixels, uint8=True)
+    return from_array(x) if isinstance(x, np.ndarray) else to_pil(x)
 
 
-def read_info(data: bytes) -> FileInfo:
-    """Header facts of a file; checks the container fully but decodes nothing."""
+def read_info(data: GlcLike) -> FileInfo:
+    """Header facts of a ``.glc`` file (its bytes, or a path to it: :data:`GlcLike`); checks the
+    container fully but decodes nothing, and needs no torch."""
+    data = _glc_bytes(data)
     container = read_container(data)
     name = codec_name(container.codec_id)
-    codec = open_codec(name)
     try:
-        match: bool | None = codec.weights_digest(container.quality) == container.weights_digest
+        match: bool | None = codec_digest(name, container.quality) == container.weights_digest
     except WeightsMissingError:
         match = None
     if container.weights_digest == b"\0\0\0\0" and match:

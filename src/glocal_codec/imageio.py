@@ -9,21 +9,30 @@ What is accepted (documented in the README):
 * an alpha channel (``RGBA``, ``LA``, ``PA``, transparency key) that is fully opaque is dropped;
   a *non-opaque* alpha channel is rejected with :class:`UnsupportedImageError`, because the
   codecs do not code alpha and silently flattening it would lose data.
+
+The rules work on 8-bit numpy arrays (:func:`to_array`, :func:`read_pixels`, :func:`from_array`);
+the tensor functions (:func:`to_tensor`, :func:`load_image`, :func:`to_pil`) wrap them. torch is
+imported by those only, so a classical codec reads and writes images without it.
 """
 
 from __future__ import annotations
 
+import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .util import atomic_write
 
-__all__ = ["UnsupportedImageError", "ImageInfo", "load_image", "to_tensor", "to_pil", "atomic_write", "write_image",
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["UnsupportedImageError", "ImageInfo", "load_image", "load_pixels", "read_image", "read_pixels",
+           "to_tensor", "to_array", "to_pil", "from_array", "atomic_write", "write_image",
            "OUTPUT_FORMATS", "output_format", "image_bytes"]
 
 
@@ -50,6 +59,19 @@ def _drop_opaque_alpha(img: Image.Image) -> Image.Image:
 
 def to_tensor(img: Image.Image) -> tuple[torch.Tensor, ImageInfo]:
     """PIL image -> float tensor 1 x C x H x W in [0, 1] (C = 1 or 3), by the rules above."""
+    arr, info = to_array(img)
+    return _tensor(arr), info
+
+
+def _tensor(arr: np.ndarray) -> torch.Tensor:
+    """H x W x C uint8 -> 1 x C x H x W float in [0, 1] (the layout :func:`to_tensor` always gave)."""
+    import torch
+
+    return torch.from_numpy(arr).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
+
+
+def to_array(img: Image.Image) -> tuple[np.ndarray, ImageInfo]:
+    """PIL image -> a new ``H x W x C`` uint8 array (C = 1 or 3), by the rules above."""
     src = img.mode
     converted = None
     if img.mode in ("I;16", "I;16B", "I;16L", "I"):
@@ -75,8 +97,7 @@ def to_tensor(img: Image.Image) -> tuple[torch.Tensor, ImageInfo]:
     arr = np.asarray(img, dtype=np.uint8)
     if arr.ndim == 2:
         arr = arr[:, :, None]
-    x = torch.from_numpy(arr.copy()).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
-    return x, ImageInfo(img.mode, converted)
+    return arr.copy(), ImageInfo(img.mode, converted)
 
 
 def load_image(path: str | os.PathLike, max_pixels: int | None = None) -> tuple[torch.Tensor, ImageInfo]:
@@ -85,9 +106,15 @@ def load_image(path: str | os.PathLike, max_pixels: int | None = None) -> tuple[
     The EXIF orientation is applied (the picture comes out the way viewers show it), and an image
     with more than ``max_pixels`` pixels is refused from its header, before any pixel is decoded.
     """
+    arr, info = load_pixels(path, max_pixels)
+    return _tensor(arr), info
+
+
+def load_pixels(path: str | os.PathLike, max_pixels: int | None = None) -> tuple[np.ndarray, ImageInfo]:
+    """:func:`load_image` as an ``H x W x C`` uint8 array (no torch)."""
     path = Path(path)
     try:
-        return read_image(path, max_pixels)
+        return read_pixels(path, max_pixels)
     except FileNotFoundError:
         raise
     except (UnidentifiedImageError, OSError, SyntaxError) as err:
@@ -98,6 +125,12 @@ def load_image(path: str | os.PathLike, max_pixels: int | None = None) -> tuple[
 
 def read_image(source: str | os.PathLike | io.BytesIO, max_pixels: int | None = None) -> tuple[torch.Tensor, ImageInfo]:
     """:func:`load_image` for a path or an in-memory file; Pillow's own errors pass through."""
+    arr, info = read_pixels(source, max_pixels)
+    return _tensor(arr), info
+
+
+def read_pixels(source: str | os.PathLike | io.BytesIO, max_pixels: int | None = None) -> tuple[np.ndarray, ImageInfo]:
+    """:func:`read_image` as an ``H x W x C`` uint8 array (no torch)."""
     with Image.open(source) as img:
         w, h = img.size
         if max_pixels and w * h > max_pixels:
@@ -109,16 +142,23 @@ def read_image(source: str | os.PathLike | io.BytesIO, max_pixels: int | None = 
             img.seek(0)  # animated formats: the first frame is the image
         # the picture as viewers show it: EXIF orientation 2-8 flips / rotates the stored pixels
         upright = ImageOps.exif_transpose(img)
-        return to_tensor(upright if upright is not None else img)
+        return to_array(upright if upright is not None else img)
 
 
 def to_pil(x: torch.Tensor) -> Image.Image:
     """1 x C x H x W (or C x H x W) float tensor in [0, 1] -> 8-bit PIL image."""
+    import torch
+
     if x.dim() == 4:
         if x.shape[0] != 1:
             raise ValueError("to_pil takes one image")
         x = x[0]
     arr = (x.detach().float().clamp(0, 1) * 255.0).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    return from_array(arr)
+
+
+def from_array(arr: np.ndarray) -> Image.Image:
+    """``H x W x C`` uint8 array (C = 1 or 3) -> PIL image (``L`` or ``RGB``)."""
     return Image.fromarray(arr[:, :, 0], "L") if arr.shape[2] == 1 else Image.fromarray(arr, "RGB")
 
 
@@ -158,8 +198,6 @@ def _save(image: Image.Image, target, fmt: str) -> None:  # noqa: ANN001 - a pat
 def image_bytes(image: Image.Image, fmt: str = "PNG") -> bytes:
     """``image`` encoded as the Pillow format ``fmt`` (a value of :data:`OUTPUT_FORMATS`), as
     bytes (for a pipe), with the same options as :func:`write_image`."""
-    import io
-
     buf = io.BytesIO()
     _save(image, buf, fmt.upper())
     return buf.getvalue()

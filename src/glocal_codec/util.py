@@ -2,7 +2,7 @@
 
 They sit at the bottom of the package (nothing here imports another ``glocal_codec`` module), so
 codecs, the APIs, evaluation, training and the CLI all use the same code instead of copies
-that drift apart.
+that drift apart. torch is imported by :func:`psnr` only (the CLI's light commands use the rest).
 """
 
 from __future__ import annotations
@@ -12,10 +12,12 @@ import math
 import os
 import tempfile
 from pathlib import Path
-from typing import Callable, Union
+from typing import TYPE_CHECKING, Callable, Union
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["atomic_write", "file_sha256", "psnr", "exp_exact"]
 
@@ -138,6 +140,8 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def _to8(x: torch.Tensor) -> torch.Tensor:
+    import torch
+
     return (x.detach().float().clamp(0, 1) * 255).round().to(torch.int64)
 
 

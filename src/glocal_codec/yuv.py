@@ -19,8 +19,12 @@ Arrays are numpy ``uint8``; frames are ``(..., H, W, 3)`` RGB and planes ``(...,
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     "rgb_to_yuv420",
@@ -134,6 +138,8 @@ def pad_frames(rgb: np.ndarray, height: int, width: int) -> np.ndarray:
 
 def to_uint8_frames(x: torch.Tensor) -> np.ndarray:
     """T x C x H x W float in [0, 1] -> T x H x W x 3 uint8 (gray is replicated to RGB)."""
+    import torch
+
     if x.dim() != 4 or x.shape[1] not in (1, 3):
         raise ValueError(f"expected T x C x H x W with C in (1, 3), got {tuple(x.shape)}")
     if x.shape[1] == 1:

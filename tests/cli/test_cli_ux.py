@@ -388,6 +388,34 @@ def test_progress_lines_without_a_terminal(png: Path, tmp_path: Path, monkeypatc
     assert buf.getvalue() == ""
 
 
+def test_refine_shows_its_steps(runner: CliRunner, png: Path, tmp_path: Path,
+                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """``encode --refine N``: progress over the N steps (a bar on a terminal; plain lines, with the
+    count and the loss, every GLOCAL_CODEC_PROGRESS_SECONDS elsewhere)."""
+    from glocal_codec.cli.progress import Reporter
+
+    calls: list[tuple] = []
+    report = Reporter.__call__
+
+    def spy(self: Reporter, done: int, total: int | None, stats: str | None = None) -> None:
+        calls.append((done, total))
+        report(self, done, total, stats)
+        if done == 1:  # give the plain-line ticker time to print a line with a count in it
+            import time
+
+            time.sleep(0.3)
+
+    monkeypatch.setattr(Reporter, "__call__", spy)
+    monkeypatch.setenv("GLOCAL_CODEC_PROGRESS_SECONDS", "0.05")
+    out = tmp_path / "r.glc"
+    r = runner.invoke(app, ["encode", str(png), "-c", "msh", "-q", "2", "--refine", "6", "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    assert calls == [(k, 6) for k in range(1, 7)]
+    lines = [ln for ln in r.stderr.splitlines() if ln.startswith("encoding photo.png with msh, 6 refinement steps:")]
+    assert any(re.search(r": [1-6]/6 \(\d+%\), .*loss \S+$", ln) for ln in lines), r.stderr
+    assert gc.read_info(out).codec == "msh"
+
+
 def test_verbose_batch_lines(runner: CliRunner, photos: Path, tmp_path: Path) -> None:
     r = runner.invoke(app, ["encode", str(photos), "-o", str(tmp_path / "v"), "-c", "jpeg", "-v"])
     assert r.exit_code == 0
@@ -402,6 +430,7 @@ def test_help_defaults_match_the_api() -> None:
 
     assert app_module._DEFAULT_CODEC_HELP == gc.DEFAULT_CODEC
     assert int(app_module._MAX_PIXELS_HELP.replace(",", "")) == gc.MAX_DECODE_PIXELS
+    assert app_module._DEFAULT_VIDEO_CODEC == gc.video.DEFAULT_VIDEO_CODEC  # `list` marks it without PyAV
 
 
 def test_max_pixels_default_still_guards(runner: CliRunner, tmp_path: Path) -> None:

@@ -74,3 +74,27 @@ def test_refinement_works_inside_inference_mode() -> None:
     with torch.inference_mode():
         out = refine_latents([target + 0.7], _toy(target), lam=0.01, pixels=36, steps=30, lr=0.05)
     assert torch.equal(torch.round(out[0]), target)
+
+
+def test_refinement_reports_every_step() -> None:
+    """``progress(step, steps, "loss ...")`` after each step; the result is the same without it."""
+    from glocal_codec.engine import refine_tiled
+
+    target = torch.randint(-2, 3, (1, 2, 6, 6)).double()
+    seen: list[tuple] = []
+    out = refine_latents([target + 0.6], _toy(target), lam=0.01, pixels=36, steps=4,
+                         progress=lambda d, t, s=None: seen.append((d, t, s)))
+    assert [(d, t) for d, t, _ in seen] == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    assert all(s.startswith("loss ") for _, _, s in seen)
+    assert torch.equal(out[0], refine_latents([target + 0.6], _toy(target), lam=0.01, pixels=36, steps=4)[0])
+
+    # tile by tile: one count over every tile's steps (a 6 x 6 grid in 4 x 4 tiles: 4 tiles)
+    def window_objective(box, window, rounding):
+        y0, y1, x0, x1 = box
+        r = rounding(window)
+        return r.abs().sum(), ((r - target[..., y0:y1, x0:x1]) ** 2).sum()
+
+    seen.clear()
+    refine_tiled(target + 0.6, window_objective, 0.01, 3, tile=4, halo=1,
+                 progress=lambda d, t, s=None: seen.append((d, t)))
+    assert seen == [(k, 12) for k in range(1, 13)]

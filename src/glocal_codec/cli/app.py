@@ -6,7 +6,9 @@ failed file gets its own ``error:`` line, the others still finish, and the exit 
 
 Start-up is kept short: this module imports typer and rich only. torch, the codecs, PyAV and
 the evaluation code are imported inside the commands that use them, so ``--help``,
-``--version`` and every ``... --help`` answer at once (tests/test_light_import.py).
+``--version`` and every ``... --help`` answer at once; ``list``, ``info`` and classical-codec
+``encode`` / ``decode`` import no torch either (tests/test_light_import.py,
+benchmarks/cli_startup.py).
 """
 
 from __future__ import annotations
@@ -30,10 +32,12 @@ from .progress import Reporter
 
 __all__ = ["app", "main"]
 
-#: Shown in help texts without importing the API (torch); tests/cli checks they match
-#: ``glocal_codec.api.DEFAULT_CODEC`` and ``MAX_DECODE_PIXELS``.
+#: Shown in help texts without importing the API, and marked by ``list`` without importing the
+#: video API (torch, PyAV); tests/cli checks they match ``glocal_codec.api.DEFAULT_CODEC``,
+#: ``MAX_DECODE_PIXELS`` and ``glocal_codec.video.DEFAULT_VIDEO_CODEC``.
 _DEFAULT_CODEC_HELP = "msh"
 _MAX_PIXELS_HELP = "178,956,970"
+_DEFAULT_VIDEO_CODEC = "x264"
 
 #: A classical codec's own file: Pillow format -> suffixes a viewer recognises for the stored stream
 #: (JPEG 2000 is stored as a raw codestream, which is .j2k, not the boxed .jp2).
@@ -144,7 +148,8 @@ def _native_suffixes(codec: str) -> tuple[str, ...]:
     return _NATIVE_SUFFIXES.get(c.pil_format, ()) if isinstance(c, PillowImageCodec) else ()
 
 
-def _encode_target(x: Any, codec: str, limit: int, refine: int, device: Optional[str], what: str) -> bytes:
+def _encode_target(x: Any, codec: str, limit: int, refine: int, device: Optional[str], what: str,
+                   progress: Any = None) -> bytes:
     """The file of the highest quality level whose size is at most ``limit`` bytes (a binary search
     over the levels: higher levels give bigger files)."""
     from .. import api
@@ -157,7 +162,7 @@ def _encode_target(x: Any, codec: str, limit: int, refine: int, device: Optional
     lo, hi, best, smallest = 0, len(levels) - 1, None, None
     while lo <= hi:
         mid = (lo + hi) // 2
-        data = api.encode(x, codec=codec, quality=levels[mid], device=device, refine=refine)
+        data = api.encode(x, codec=codec, quality=levels[mid], device=device, refine=refine, progress=progress)
         if len(data) <= limit:
             best, lo = data, mid + 1
         else:
@@ -249,7 +254,7 @@ def encode(
     except _EXPECTED as e:
         _fail(e)
 
-    def work(job: Job) -> dict[str, Any]:
+    def work(job: Job, progress: Any = None) -> dict[str, Any]:
         from .. import api
         from ..bitstream import read_container
 
@@ -259,21 +264,22 @@ def encode(
         src: Any = read_input(job.src) if is_stdio(job.src) else job.src  # a path: errors name the file
         t0 = time.perf_counter()
         limit_px = api.MAX_DECODE_PIXELS if max_pixels is None else (max_pixels or None)  # 0: no limit
-        x = api.as_tensor(src, limit_px)
-        h, w = int(x.shape[-2]), int(x.shape[-1])
+        x = api.codec_input(src, name, limit_px)  # H x W x C uint8 for a classical codec (no torch), else a tensor
+        h, w, channels = (int(v) for v in (x.shape[:3] if x.ndim == 3 else (x.shape[2], x.shape[3], x.shape[1])))
         if limit_bytes is not None or bpp is not None:
             limit = limit_bytes if limit_bytes is not None else int(bpp * h * w / 8)  # type: ignore[operator]
             what = size if size is not None else f"{bpp} bpp"
-            data = _encode_target(x, name, limit, refine, device, str(what))
+            data = _encode_target(x, name, limit, refine, device, str(what), progress)
         else:
-            data = api.encode(x, codec=name, quality=quality, device=device, refine=refine, max_pixels=limit_px)
+            data = api.encode(x, codec=name, quality=quality, device=device, refine=refine, max_pixels=limit_px,
+                              progress=progress)
         secs = time.perf_counter() - t0
         info = api.read_info(data)
         is_native = export or (job.dst.suffix.lower() in native)
         payload = read_container(data).streams[0] if is_native else data
         _write(job.dst, payload, force=force, mkdir=batch)
         return {"input": str(job.src), "output": str(job.dst), "codec": info.codec, "quality": info.quality,
-                "width": w, "height": h, "channels": int(x.shape[1]),
+                "width": w, "height": h, "channels": channels,
                 "format": (job.dst.suffix.lstrip(".").lower() or "glc") if is_native else "glc",
                 "bytes": len(payload), "bpp": 8.0 * len(payload) / (h * w), "glc_bytes": info.bytes,
                 "seconds": round(secs, 4)}
@@ -289,7 +295,7 @@ def encode(
         if not batch:
             rep.stage(f"encoding {jobs[0].src.name if not is_stdio(jobs[0].src) else 'stdin'} with {name}{steps}")
             try:
-                r = work(jobs[0])
+                r = work(jobs[0], rep if refine else None)  # a bar over the refinement steps
             except _EXPECTED as e:
                 _fail(e)
         else:
@@ -463,8 +469,7 @@ def list_cmd(
 ) -> None:
     """List the codecs: media, quality levels, default level, weights, refinement.
 
-    `*` marks the default codec of `encode` (image) and of `video encode`. Opening every codec
-    imports torch and the learned codecs' modules, so this takes a few seconds.
+    `*` marks the default codec of `encode` (image) and of `video encode`.
     """
     from rich.table import Table
 
@@ -477,11 +482,7 @@ def list_cmd(
         infos = list_codecs(media=media)
     except _EXPECTED as e:
         _fail(e)
-    try:
-        from ..video.api import DEFAULT_VIDEO_CODEC
-    except ImportError:  # no PyAV
-        DEFAULT_VIDEO_CODEC = None
-    defaults = {DEFAULT_CODEC, DEFAULT_VIDEO_CODEC}
+    defaults = {DEFAULT_CODEC, _DEFAULT_VIDEO_CODEC}
 
     def weights(c: Any) -> str | None:
         return ("ok" if c.weights_available else "missing") if c.has_weights else None

@@ -1,7 +1,7 @@
 """Codec plugins: the contract, the registry and the codec families (one module each).
 
-Nothing is imported here but the contract and the registry: each codec's module is imported
-when that codec is first opened (see :mod:`.ids`).
+Nothing is imported here but the contract and the registry (neither imports torch): each
+codec's module is imported when that codec is first opened (see :mod:`.ids`).
 """
 
 from .base import (
@@ -16,13 +16,15 @@ from .base import (
     Placeable,
     ProgressFn,
     Refinable,
+    Uint8Codec,
     VideoCodec,
 )
-from .ids import CODEC_IDS, CODEC_NAMES, CODEC_TABLE, THIRD_PARTY_MIN_ID, CodecRow
+from .ids import CODEC_IDS, CODEC_NAMES, CODEC_TABLE, THIRD_PARTY_MIN_ID, CodecRow, Listing
 from .registry import (
     ENTRY_POINT_GROUP,
     CodecInfo,
     codec_class,
+    codec_digest,
     codec_id,
     codec_name,
     codec_names,
@@ -34,8 +36,8 @@ from .registry import (
 )
 
 __all__ = [
-    "Codec", "Payload", "NO_WEIGHTS", "Refinable", "Placeable", "VideoCodec", "MultiClip", "ClipInfo",
-    "LatentModel", "ExactSynthesis", "FittedEncoder", "ProgressFn", "CODEC_IDS", "CODEC_NAMES", "CODEC_TABLE", "CodecRow", "THIRD_PARTY_MIN_ID",
-    "ENTRY_POINT_GROUP", "CodecInfo", "codec_class", "codec_id", "codec_name", "codec_names", "list_codecs",
+    "Codec", "Payload", "NO_WEIGHTS", "Refinable", "Placeable", "Uint8Codec", "VideoCodec", "MultiClip", "ClipInfo",
+    "LatentModel", "ExactSynthesis", "FittedEncoder", "ProgressFn", "CODEC_IDS", "CODEC_NAMES", "CODEC_TABLE", "CodecRow", "Listing", "THIRD_PARTY_MIN_ID",
+    "ENTRY_POINT_GROUP", "CodecInfo", "codec_class", "codec_digest", "codec_id", "codec_name", "codec_names", "list_codecs",
     "load_entry_points", "open_codec", "register_codec", "unregister_codec",
 ]

@@ -16,12 +16,14 @@ Codecs never see file bytes: the API wraps a :class:`Payload` into the ``.glc`` 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Literal, Protocol, Sequence, runtime_checkable
+from typing import TYPE_CHECKING, Callable, Literal, Protocol, Sequence, runtime_checkable
 
-import torch
+if TYPE_CHECKING:  # annotations only: importing the contract (and the registry) never imports torch
+    import numpy as np
+    import torch
 
 __all__ = [
-    "Payload", "Codec", "NO_WEIGHTS", "Refinable", "Placeable", "VideoCodec", "MultiClip", "ClipInfo",
+    "Payload", "Codec", "NO_WEIGHTS", "Refinable", "Placeable", "Uint8Codec", "VideoCodec", "MultiClip", "ClipInfo",
     "LatentModel", "ExactSynthesis", "FittedEncoder", "ProgressFn", "Rounding",
 ]
 
@@ -37,7 +39,7 @@ class ProgressFn(Protocol):
 
 
 #: Quantisation used while refining: ``rounding(t) -> t`` (straight-through or annealed).
-Rounding = Callable[[torch.Tensor], torch.Tensor]
+Rounding = Callable[["torch.Tensor"], "torch.Tensor"]
 
 
 @dataclass(frozen=True)
@@ -88,9 +90,28 @@ class Refinable(Protocol):
     """Encoder-side refinement: ``steps`` optimisation steps on the latents before coding.
 
     Slower encode, same decoder, same file format (:mod:`glocal_codec.engine.refine`).
+    ``progress`` (optional; callers pass it only when they have one) is called after every
+    step, ``progress(done, steps, stats)``.
     """
 
-    def encode_refined(self, x: torch.Tensor, quality: int, steps: int) -> Payload: ...
+    def encode_refined(self, x: torch.Tensor, quality: int, steps: int, *,
+                       progress: ProgressFn | None = None) -> Payload: ...
+
+
+@runtime_checkable
+class Uint8Codec(Protocol):
+    """An image codec that codes 8-bit pixels as they are (the classical codecs, through Pillow).
+
+    ``encode_uint8(arr, quality)`` takes, and ``decode_uint8(payload)`` returns, an ``H x W x C``
+    ``uint8`` numpy array (C = 1 or 3). They give the same files and the same pixels as ``encode``
+    / ``decode`` on the equivalent float tensor, and need no torch: the API uses them for 8-bit
+    inputs (image files, PIL images, ``uint8`` arrays), so ``glocal-codec encode -c jpeg`` and the
+    decoding of a JPEG ``.glc`` start without importing torch.
+    """
+
+    def encode_uint8(self, arr: np.ndarray, quality: int) -> Payload: ...
+
+    def decode_uint8(self, payload: Payload) -> np.ndarray: ...
 
 
 @runtime_checkable

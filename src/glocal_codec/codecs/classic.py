@@ -12,6 +12,11 @@ measured averages over the 24 Kodak images are in each class's docstring.
 Decoding is strict: before any pixel is decoded the stream must identify as the expected
 format, with the width, height and pixel mode announced by the container; every Pillow error
 becomes a :class:`~glocal_codec.bitstream.errors.CorruptStreamError`.
+
+The codecs work on 8-bit pixels (:class:`~glocal_codec.codecs.Uint8Codec`: ``encode_uint8`` /
+``decode_uint8`` on numpy arrays); ``encode`` / ``decode`` convert tensors at the boundary. This
+module does not import torch, so classical encoding and decoding through the API and the CLI
+start without it.
 """
 
 from __future__ import annotations
@@ -21,12 +26,16 @@ import struct
 import warnings
 from typing import Any, ClassVar, Literal, Mapping
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
 from PIL import Image, UnidentifiedImageError
 
 from ..bitstream.errors import CorruptStreamError
 from .base import NO_WEIGHTS, Payload
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["PillowImageCodec", "JpegCodec", "WebpCodec", "AvifCodec", "Jpeg2000Codec"]
 
@@ -88,17 +97,27 @@ class PillowImageCodec:
 
         Pixels are rounded to 8 bits first (values outside [0, 1] are clipped).
         """
-        param = self._check_quality(quality)
+        import torch
+
+        self._check_quality(quality)
         if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[0] != 1 or x.shape[1] not in (1, 3):
             got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
             raise ValueError(f"{self.name}: expected a 1 x C x H x W tensor with C in (1, 3), got {got}")
-        c, h, w = (int(v) for v in x.shape[1:])
+        arr = (x.detach()[0].to(torch.float32).cpu().clamp(0, 1) * 255).round().to(torch.uint8)
+        return self.encode_uint8(arr.permute(1, 2, 0).contiguous().numpy(), quality)  # H x W x C
+
+    def encode_uint8(self, arr: np.ndarray, quality: int) -> Payload:
+        """Encode an ``H x W x C`` uint8 array (C = 1 or 3) into one stream (no torch)."""
+        param = self._check_quality(quality)
+        if not isinstance(arr, np.ndarray) or arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] not in (1, 3):
+            got = f"{arr.dtype} array of shape {arr.shape}" if isinstance(arr, np.ndarray) else type(arr).__name__
+            raise ValueError(f"{self.name}: expected an H x W x C uint8 array with C in (1, 3), got {got}")
+        h, w, c = (int(v) for v in arr.shape)
         if h < 1 or w < 1:
             raise ValueError(f"{self.name}: empty image {w}x{h}")
         if self.max_side is not None and max(h, w) > self.max_side:
             raise ValueError(f"{self.name}: image {w}x{h} exceeds the format's {self.max_side}-pixel side limit")
-        arr = (x.detach()[0].to(torch.float32).cpu().clamp(0, 1) * 255).round().to(torch.uint8)
-        arr = arr.permute(1, 2, 0).contiguous().numpy()  # H x W x C
+        arr = np.ascontiguousarray(arr)
         if c == 1:
             img = Image.fromarray(arr[:, :, 0], mode="L")
             if not self.native_gray:
@@ -118,7 +137,15 @@ class PillowImageCodec:
         return "RGB"
 
     def decode(self, payload: Payload) -> torch.Tensor:
-        """Decode one stream into a 1 x C x H x W float32 tensor in [0, 1].
+        """Decode one stream into a 1 x C x H x W float32 tensor in [0, 1] (see :meth:`decode_uint8`)."""
+        import torch
+
+        arr = self.decode_uint8(payload)
+        out = torch.from_numpy(arr.transpose(2, 0, 1).copy()).to(torch.float32).div_(255.0)
+        return out.unsqueeze(0)
+
+    def decode_uint8(self, payload: Payload) -> np.ndarray:
+        """Decode one stream into an ``H x W x C`` uint8 array (no torch).
 
         The stream is validated (format, size, mode, single frame) *before* its pixels are
         decoded; anything wrong raises :class:`CorruptStreamError`. The quality level is only
@@ -174,9 +201,7 @@ class PillowImageCodec:
             ) from None
         if arr.shape[:2] != (h, w):  # defensive: a decoder that changed its mind after the header
             raise CorruptStreamError(f"{self.name}: decoded {arr.shape[1]}x{arr.shape[0]}, expected {w}x{h}")
-        arr = arr.reshape(h, w, c)
-        out = torch.from_numpy(arr.transpose(2, 0, 1).copy()).to(torch.float32).div_(255.0)
-        return out.unsqueeze(0)
+        return arr.reshape(h, w, c)
 
 
 class JpegCodec(PillowImageCodec):

@@ -26,9 +26,8 @@ import torch
 from ..bitstream.errors import CorruptStreamError
 from ..engine import crop, pad_to_multiple, refine_latents, refine_tiled, resolve_device, tiled_apply
 from ..errors import WeightsMissingError
-from ..util import file_sha256
-from ..weights import load_state, manifest_entry, weights_path
-from .base import ExactSynthesis, LatentModel, Payload
+from ..weights import load_state, manifest_entry, quality_levels, weights_digest, weights_path
+from .base import ExactSynthesis, LatentModel, Payload, ProgressFn
 from .hyperprior import LAMBDAS, FactorizedPrior, MeanScaleHyperprior, ModelConfig
 
 __all__ = ["LearnedImageCodec", "FactorizedCodec", "MshCodec", "TILE_PIXELS"]
@@ -65,10 +64,7 @@ class LearnedImageCodec:
         self._model: torch.nn.Module | None = None
         self._digest: bytes | None = None
         self._lock = threading.Lock()
-        entry = manifest_entry(self.name)
-        levels = entry.get("config", {}).get("levels", ModelConfig().levels)
-        self.qualities = tuple(range(1, levels + 1))
-        self.default_quality = int(entry.get("default_quality", min(4, levels)))
+        self.qualities, self.default_quality = quality_levels(self.name, ModelConfig().levels)
 
     def to(self, device: str | torch.device) -> "LearnedImageCodec":
         """Run the transforms on ``device`` (the entropy parameters always stay on the CPU)."""
@@ -89,9 +85,7 @@ class LearnedImageCodec:
 
     def weights_digest(self, quality: int) -> bytes:
         if self._digest is None:
-            if not self.weights_available():
-                raise WeightsMissingError(f"weights for {self.name!r} not found at {self.weights_file}")
-            self._digest = bytes.fromhex(file_sha256(self.weights_file))[:4]
+            self._digest = weights_digest(self.name)
         return self._digest
 
     @property
@@ -144,12 +138,14 @@ class LearnedImageCodec:
         (:mod:`glocal_codec.engine.refine`: slower encode, same decoder, same file format)."""
         return self._encode(x, quality, refine)
 
-    def encode_refined(self, x: torch.Tensor, quality: int, steps: int) -> Payload:
-        """:class:`~glocal_codec.codecs.Refinable`: ``steps`` latent-refinement steps, then code."""
+    def encode_refined(self, x: torch.Tensor, quality: int, steps: int, *,
+                       progress: ProgressFn | None = None) -> Payload:
+        """:class:`~glocal_codec.codecs.Refinable`: ``steps`` latent-refinement steps, then code;
+        ``progress(done, steps, stats)`` after each step (tile by tile: over all tiles' steps)."""
         with torch.inference_mode():
-            return self._encode(x, quality, steps)
+            return self._encode(x, quality, steps, progress)
 
-    def _encode(self, x: torch.Tensor, quality: int, refine: int) -> Payload:
+    def _encode(self, x: torch.Tensor, quality: int, refine: int, progress: ProgressFn | None = None) -> Payload:
         q = self._check_quality(quality)
         if refine < 0:
             raise ValueError(f"refine must be >= 0 steps, got {refine}")
@@ -166,15 +162,15 @@ class LearnedImageCodec:
                              f"see the whole latent, so it cannot refine tile by tile); this one has {h * w:,}")
         y = self._transform(lambda t: model.analysis(t, q), xin, analysis=True)
         if tiled:
-            streams = self._refined_tiles(xin, y, q, h, w, refine)
+            streams = self._refined_tiles(xin, y, q, h, w, refine, progress)
         elif refine:
-            streams = self._refined_streams(xin, y, q, h, w, refine)
+            streams = self._refined_streams(xin, y, q, h, w, refine, progress)
         else:
             streams = model.compress(model.latents(y, q), q)
         return Payload(shape=(c, h, w), quality=quality, streams=tuple(streams))
 
     def _refined_streams(self, xin: torch.Tensor, y: torch.Tensor, q: int, h: int, w: int,
-                         steps: int) -> list[bytes]:
+                         steps: int, progress: ProgressFn | None = None) -> list[bytes]:
         model = self.model
         with torch.inference_mode(False):
             # normal (not inference-mode) copies: autograd cannot record ops on inference tensors
@@ -186,11 +182,11 @@ class LearnedImageCodec:
                 bits, x_hat = model.rd_terms(list(latents), rounding, q)
                 return bits, ((crop(x_hat, h, w) - x_ref) ** 2).sum()
 
-            latents = refine_latents(start, objective, LAMBDAS[q], h * w, steps)
+            latents = refine_latents(start, objective, LAMBDAS[q], h * w, steps, progress=progress)
         return model.compress(latents, q)
 
     def _refined_tiles(self, xin: torch.Tensor, y: torch.Tensor, q: int, h: int, w: int,
-                       steps: int) -> list[bytes]:
+                       steps: int, progress: ProgressFn | None = None) -> list[bytes]:
         """Refinement of a large image: the grid latent ``y`` tile by tile, the others held.
 
         Other latents (``msh``'s hyper-latent) keep the encoder's values: refining them too
@@ -205,7 +201,8 @@ class LearnedImageCodec:
                 held = model.latents(y, q)[1:]
 
             y = refine_tiled(y, self._window_objective(x_ref, y.shape[-1], held, q), LAMBDAS[q], steps,
-                             tile=_up(max(1, _REFINE_TILE_PIXELS // ds), align), halo=model.refine_halo, align=align)
+                             tile=_up(max(1, _REFINE_TILE_PIXELS // ds), align), halo=model.refine_halo, align=align,
+                             progress=progress)
         return model.compress([y, *held], q)
 
     def _window_objective(self, x_ref: torch.Tensor, grid_width: int, held: list[torch.Tensor], q: int):

@@ -9,6 +9,10 @@ A codec whose module cannot be imported, or whose factory raises
 :class:`~glocal_codec.errors.CodecUnavailableError` (a missing FFmpeg encoder, say), is
 *unavailable*: it is left out of :func:`list_codecs`, and opening it or a file it made is a
 clear :class:`CodecUnavailableError` that says why.
+
+:func:`list_codecs` and :func:`codec_digest` describe a built-in codec from its row's
+:class:`~.ids.Listing` when it has one and the codec has not been opened yet, so ``glocal-codec
+list`` and ``glocal-codec info`` import no codec module that needs torch.
 """
 
 from __future__ import annotations
@@ -21,8 +25,8 @@ from importlib import metadata
 from typing import Callable, Iterable
 
 from ..bitstream.errors import CodecUnavailableError, UnknownCodecError
-from .base import Codec, Refinable
-from .ids import CODEC_IDS, CODEC_NAMES, CODEC_TABLE, THIRD_PARTY_MIN_ID
+from .base import NO_WEIGHTS, Codec, Refinable
+from .ids import CODEC_IDS, CODEC_NAMES, CODEC_TABLE, THIRD_PARTY_MIN_ID, Listing
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -35,6 +39,7 @@ __all__ = [
     "list_codecs",
     "codec_id",
     "codec_name",
+    "codec_digest",
     "load_entry_points",
 ]
 
@@ -50,6 +55,7 @@ class _Entry:
     codec_id: int
     factory: Factory | None  # None: a built-in row whose module is imported on first use
     target: str | None = None
+    listing: Listing | None = None  # a built-in row's facts for list_codecs (no import)
 
 
 @dataclass(frozen=True)
@@ -68,7 +74,7 @@ class CodecInfo:
 
 
 _registry: dict[str, _Entry] = {
-    row.name: _Entry(row.name, row.codec_id, None, row.target) for row in CODEC_TABLE if row.target
+    row.name: _Entry(row.name, row.codec_id, None, row.target, row.listing) for row in CODEC_TABLE if row.target
 }
 _by_id: dict[int, str] = {e.codec_id: e.name for e in _registry.values()}
 _instances: dict[str, Codec] = {}
@@ -117,7 +123,7 @@ def unregister_codec(name: str) -> None:
         _unavailable.pop(name, None)
         row = next((r for r in CODEC_TABLE if r.name == name and r.target), None)
         if row is not None:
-            _registry[name] = _Entry(row.name, row.codec_id, None, row.target)
+            _registry[name] = _Entry(row.name, row.codec_id, None, row.target, row.listing)
             _by_id[row.codec_id] = name
 
 
@@ -234,29 +240,75 @@ def open_codec(name: str) -> Codec:
         return _instances[name]
 
 
+def _listing(name: str) -> Listing | None:
+    """The row's listing of a built-in codec not opened yet (an opened one answers for itself)."""
+    with _lock:
+        entry = _registry.get(name)
+        if entry is None or entry.factory is not None or entry.listing is None or name in _instances:
+            return None
+        return entry.listing
+
+
+def codec_digest(name: str, quality: int) -> bytes:
+    """The weights digest that files of codec ``name`` at ``quality`` made here carry
+    (:data:`~.base.NO_WEIGHTS` for codecs without weights): ``open_codec(name).weights_digest(quality)``,
+    read without opening the codec where its row has a :class:`~.ids.Listing`.
+    Raises :class:`~glocal_codec.errors.WeightsMissingError` when the weights are not installed."""
+    listing = _listing(name)
+    if listing is None:
+        return open_codec(name).weights_digest(quality)
+    if not listing.weights:
+        return NO_WEIGHTS
+    from ..weights import weights_digest
+
+    return weights_digest(name)
+
+
+def _info_from_listing(name: str, listing: Listing) -> CodecInfo:
+    qualities, default = tuple(listing.qualities), listing.default_quality
+    available = True
+    if listing.weights:
+        from ..weights import quality_levels, weights_path
+
+        qualities, default = quality_levels(name, len(listing.qualities))
+        available = weights_path(name).is_file()
+    return CodecInfo(name=name, codec_id=_registry[name].codec_id, media=listing.media, qualities=qualities,
+                     default_quality=default, weights_available=available, description=listing.description,
+                     refinable=listing.refinable, has_weights=listing.weights)
+
+
+def _info_from_codec(name: str, c: Codec) -> CodecInfo:
+    return CodecInfo(
+        name=name,
+        codec_id=_registry[name].codec_id,
+        media=c.media,
+        qualities=tuple(c.qualities),
+        default_quality=c.default_quality,
+        weights_available=c.weights_available(),
+        description=c.description,
+        refinable=isinstance(c, Refinable),
+        has_weights=c.weights_digest(c.default_quality) != NO_WEIGHTS if c.weights_available() else True,
+    )
+
+
 def list_codecs(media: str | None = None) -> list[CodecInfo]:
-    """Every codec available in this installation, sorted by id (the frozen table's order)."""
+    """Every codec available in this installation, sorted by id (the frozen table's order).
+
+    Built-in codecs whose row has a :class:`~.ids.Listing` are described from it until they are
+    opened (no module import, no torch); the others are opened.
+    """
     infos = []
     for name in codec_names():
+        listing = _listing(name)
+        if listing is not None:
+            if media is None or listing.media == media:
+                infos.append(_info_from_listing(name, listing))
+            continue
         try:
             c = open_codec(name)
         except CodecUnavailableError as err:
             _log.info("codec %s unavailable: %s", name, err)
             continue
-        if media is not None and c.media != media:
-            continue
-        infos.append(
-            CodecInfo(
-                name=name,
-                codec_id=_registry[name].codec_id,
-                media=c.media,
-                qualities=tuple(c.qualities),
-                default_quality=c.default_quality,
-                weights_available=c.weights_available(),
-                description=c.description,
-                refinable=isinstance(c, Refinable),
-                has_weights=c.weights_digest(c.default_quality) != b"\x00\x00\x00\x00"
-                if c.weights_available() else True,
-            )
-        )
+        if media is None or c.media == media:
+            infos.append(_info_from_codec(name, c))
     return infos

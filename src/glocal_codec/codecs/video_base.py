@@ -18,13 +18,15 @@ go into ``params``; ``decode`` rebuilds the network and renders the frames.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Mapping
 
 import numpy as np
-import torch
 
 from ..bitstream.errors import CorruptStreamError
 from .base import NO_WEIGHTS, Payload, ProgressFn
+
+if TYPE_CHECKING:  # torch is imported where clips are handled: listing the codecs needs none
+    import torch
 
 __all__ = ["VideoCodecBase", "ProgressFn"]
 
@@ -57,6 +59,8 @@ class VideoCodecBase:
         return self.levels[int(quality)]
 
     def _check_input(self, x: torch.Tensor) -> tuple[int, int, int, int]:
+        import torch
+
         if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[1] not in (1, 3):
             got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
             raise ValueError(f"{self.name}: expected a T x C x H x W tensor with C in (1, 3), got {got}")

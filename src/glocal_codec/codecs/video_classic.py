@@ -36,17 +36,19 @@ from __future__ import annotations
 import io
 import os
 from fractions import Fraction
-from typing import Any, ClassVar, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 
 import av
 import numpy as np
-import torch
 
 from ..bitstream.errors import CodecUnavailableError, CorruptStreamError
 from ..bitstream.video_params import as_fps
 from ..yuv import pack_i420, pad_frames, rgb_to_yuv420, to_uint8_frames, yuv420_to_rgb
 from .base import Payload
 from .video_base import ProgressFn, VideoCodecBase
+
+if TYPE_CHECKING:  # torch is imported by decode: opening (and listing) these codecs needs none
+    import torch
 
 __all__ = ["PyAVVideoCodec", "X264Codec", "X265Codec", "Av1Codec", "strip_x264_version_sei", "available_encoders"]
 
@@ -227,6 +229,8 @@ class PyAVVideoCodec(VideoCodecBase):
             raise CorruptStreamError(f"{self.name}: cannot decode the stream: {type(err).__name__}: {err}") from None
         if len(frames) != t:
             raise CorruptStreamError(f"{self.name}: stream holds {len(frames)} frames, the header says {t}")
+        import torch
+
         out = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2)
         if c == 1:
             out = out.to(torch.float32).mean(dim=1, keepdim=True).round_()

@@ -25,7 +25,11 @@ from typing import Callable, Sequence
 
 import torch
 
-__all__ = ["sga_round", "refine_latents", "refine_tiled", "Objective", "WindowObjective"]
+__all__ = ["sga_round", "refine_latents", "refine_tiled", "Objective", "WindowObjective", "Progress"]
+
+#: ``progress(done, total, stats=None)`` after each step (:class:`glocal_codec.codecs.ProgressFn`):
+#: ``stats`` is the step's loss, e.g. ``"loss 1.234"``.
+Progress = Callable[..., None]
 
 #: ``objective(latents, rounding) -> (bits, squared error sum)``; ``rounding`` maps a tensor of
 #: (possibly mean-shifted) latent values to their quantised stand-in.
@@ -53,7 +57,8 @@ def _hard_round(v: torch.Tensor) -> torch.Tensor:
 
 
 def refine_latents(latents: Sequence[torch.Tensor], objective: Objective, lam: float, pixels: int,
-                   steps: int, lr: float = 1e-2, seed: int = 0) -> list[torch.Tensor]:
+                   steps: int, lr: float = 1e-2, seed: int = 0, *,
+                   progress: Progress | None = None) -> list[torch.Tensor]:
     """Run ``steps`` SGA steps on ``latents`` and return the better of them and the start.
 
     ``lam`` weighs MSE on the 0-255 scale against bits per pixel, as in training. The learning
@@ -63,6 +68,7 @@ def refine_latents(latents: Sequence[torch.Tensor], objective: Objective, lam: f
     something worse (by the model's own rate estimate) than the encoder's output. The noise is
     seeded: the same input gives the same file on the same machine and thread count (the
     float32 gradient steps may round differently elsewhere; decoding stays bit-exact).
+    ``progress(t, steps, "loss ...")`` is called after step ``t`` (1 .. ``steps``).
     """
     if steps < 0:
         raise ValueError(f"refinement steps must be >= 0, got {steps}")
@@ -88,6 +94,8 @@ def refine_latents(latents: Sequence[torch.Tensor], objective: Objective, lam: f
             opt.step()
             for group in opt.param_groups:
                 group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * (t + 1) / steps))
+            if progress is not None:
+                progress(t + 1, steps, f"loss {float(value.detach()):.4g}")
         with torch.no_grad():
             before = float(loss(start, _hard_round))
             after = float(loss(params, _hard_round))
@@ -102,7 +110,7 @@ WindowObjective = Callable[[tuple[int, int, int, int], torch.Tensor, Callable[[t
 
 def refine_tiled(grid: torch.Tensor, window_objective: WindowObjective, lam: float, steps: int, *,
                  tile: int, halo: int, align: int = 1, pixels_per_latent: int = 256,
-                 lr: float = 1e-2) -> torch.Tensor:
+                 lr: float = 1e-2, progress: Progress | None = None) -> torch.Tensor:
     """Refine a 1 x C x H x W latent grid one tile at a time, for images too large to refine whole.
 
     Each tile of ``tile`` x ``tile`` latents is refined inside a window that adds ``halo``
@@ -115,11 +123,13 @@ def refine_tiled(grid: torch.Tensor, window_objective: WindowObjective, lam: flo
     tile takes exactly the steps whole-image refinement would take with the rest held
     (``tests/engine/test_refine.py`` checks the gradients). Memory and time depend on the window,
     not the image. Tiles are seeded by their index: the result is deterministic.
+    ``progress(done, tiles * steps, stats)`` counts the steps of all tiles together.
     """
     if tile < 1 or halo < 0 or tile % align:
         raise ValueError("tile must be a positive multiple of align, halo >= 0")
     out = grid.detach().clone()
     _, _, gh, gw = out.shape
+    total = -(-gh // tile) * -(-gw // tile) * steps
     k = 0
     for ty0 in range(0, gh, tile):
         for tx0 in range(0, gw, tile):
@@ -143,7 +153,12 @@ def refine_tiled(grid: torch.Tensor, window_objective: WindowObjective, lam: flo
                 return window_objective(box, window, masked)
 
             pixels = (wy1 - wy0) * (wx1 - wx0) * pixels_per_latent
-            refined = refine_latents([held], objective, lam, pixels, steps, lr=lr, seed=k)[0]
+
+            def tile_progress(done: int, _steps: int, stats: str | None = None, base: int = k * steps) -> None:
+                progress(base + done, total, stats)
+
+            refined = refine_latents([held], objective, lam, pixels, steps, lr=lr, seed=k,
+                                     progress=tile_progress if progress is not None else None)[0]
             out[..., ty0:ty1, tx0:tx1] = refined[..., ty0 - wy0:ty1 - wy0, tx0 - wx0:tx1 - wx0]
             k += 1
     return out

@@ -4,6 +4,9 @@ Each learned codec has one safetensors file here and an entry in ``manifest.json
 sha256, architecture config, the command that trained it and its measured Kodak RD points.
 The first 4 bytes of the sha256 go into every ``.glc`` file the weights make, so a file decoded
 with other weights is a clear error instead of garbage.
+
+Reading the manifest and the digest needs no torch (``glocal-codec list`` and ``info`` use them);
+torch and safetensors are imported by :func:`save_state` and :func:`load_state` only.
 """
 
 from __future__ import annotations
@@ -11,12 +14,13 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from safetensors.torch import load_file, save_file
-
+from ..errors import WeightsMissingError
 from ..util import atomic_write, file_sha256
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     "WEIGHTS_DIR",
@@ -24,6 +28,8 @@ __all__ = [
     "weights_path",
     "load_manifest",
     "manifest_entry",
+    "quality_levels",
+    "weights_digest",
     "file_sha256",
     "save_state",
     "load_state",
@@ -55,6 +61,24 @@ def manifest_entry(codec: str) -> dict[str, Any]:
     return load_manifest().get(codec, {})
 
 
+def quality_levels(codec: str, default_levels: int) -> tuple[tuple[int, ...], int]:
+    """``(qualities, default_quality)`` of a learned codec: levels ``1..config.levels`` of its
+    manifest entry (``default_levels`` without one) and the entry's ``default_quality`` (else
+    level 4, or the last level if there are fewer)."""
+    entry = manifest_entry(codec)
+    levels = int(entry.get("config", {}).get("levels", default_levels))
+    return tuple(range(1, levels + 1)), int(entry.get("default_quality", min(4, levels)))
+
+
+def weights_digest(codec: str) -> bytes:
+    """The 4-byte digest that files made with the installed weights of ``codec`` carry: the first
+    bytes of the weights file's sha256. :class:`WeightsMissingError` when the file is missing."""
+    path = weights_path(codec)
+    if not path.is_file():
+        raise WeightsMissingError(f"weights for {codec!r} not found at {path}")
+    return bytes.fromhex(file_sha256(path))[:4]
+
+
 def save_state(state: dict[str, torch.Tensor], path: Path, metadata: dict[str, str] | None = None) -> str:
     """Write a state dict as safetensors (atomically); return its sha256.
 
@@ -62,6 +86,9 @@ def save_state(state: dict[str, torch.Tensor], path: Path, metadata: dict[str, s
     everything else (GDN, densities, gains) keeps its precision, and the float64 coding tables
     stay float64 because encoder and decoder must read identical numbers.
     """
+    import torch
+    from safetensors.torch import save_file
+
     tensors = {
         k: (v.half() if v.dim() == 4 and v.dtype == torch.float32 else v).detach().cpu().contiguous()
         for k, v in state.items()
@@ -71,6 +98,8 @@ def save_state(state: dict[str, torch.Tensor], path: Path, metadata: dict[str, s
 
 
 def load_state(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
     return load_file(str(path), device="cpu")
 
 
