@@ -6,6 +6,7 @@
 * :mod:`.anchors` -- published Kodak RD points (VTM, BPG, AV1, CompressAI models)
 * :mod:`.report` -- Markdown / HTML summaries and matplotlib RD plots
 * :mod:`.rd` -- the small PSNR-only measurement used by ``benchmarks/kodak_rd.py``
+* :mod:`.tasks` -- machine tasks for ``eval --task`` (ocr, faces, features); :mod:`.task_report` their report
 """
 
 from .anchors import PublishedAnchor, anchor_curve, published_anchors
