@@ -28,8 +28,8 @@ from .bitstream import (
     read_container,
     write_container,
 )
-from .codecs import (Codec, Payload, Placeable, ProgressFn, Refinable, Uint8Codec, codec_digest, codec_id,
-                     codec_name, list_codecs, open_codec)
+from .codecs import (Codec, Payload, Placeable, ProgressFn, Refinable, Rescalable, Uint8Codec, codec_digest,
+                     codec_id, codec_name, list_codecs, open_codec)
 from .errors import WeightsMissingError
 from .imageio import (UnsupportedImageError, from_array, load_image, load_pixels, read_image, read_pixels, to_array,
                       to_pil, to_tensor)
@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_CODEC",
     "MAX_DECODE_PIXELS",
+    "scaled_size",
     "ImageLike",
     "GlcLike",
     "FileInfo",
@@ -291,25 +292,45 @@ def open_container(data: bytes) -> tuple[Container, Codec]:
     return container, codec
 
 
-def _decode(data: GlcLike, device: str | None, max_pixels: int | None,
-            uint8: bool = False) -> np.ndarray | torch.Tensor:
-    """The decoded image: a 1 x C x H x W float tensor, or (``uint8`` and a
-    :class:`~glocal_codec.codecs.Uint8Codec`) an H x W x C uint8 array."""
+def scaled_size(height: int, width: int, scale: float) -> tuple[int, int]:
+    """The output size of a render at ``scale``: each side rounded, at least one pixel."""
+    if not (scale > 0 and scale < float("inf")):
+        raise ValueError(f"scale must be a positive number, got {scale}")
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def _decode(data: GlcLike, device: str | None, max_pixels: int | None, scale: float | None = None,
+            size: tuple[int, int] | None = None, uint8: bool = False) -> np.ndarray | torch.Tensor:
+    """The decoded image: a 1 x C x H x W float tensor, or (``uint8``, a
+    :class:`~glocal_codec.codecs.Uint8Codec` and the coded size) an H x W x C uint8 array."""
     data = _glc_bytes(data)
     container, codec = open_container(data)
     h, w = container.shape[-2:]
-    if max_pixels and h * w > max_pixels:
+    if scale is not None and size is not None:
+        raise ValueError("give scale or size, not both")
+    out_size = scaled_size(h, w, scale) if scale is not None else size
+    if out_size is not None and (min(out_size) < 1):
+        raise ValueError(f"output size must be positive, got {out_size}")
+    oh, ow = out_size or (h, w)
+    if max_pixels and max(h * w, oh * ow) > max_pixels:
         raise LimitError(f"the file announces a {w}x{h} image ({h * w:,} pixels), more than the decode limit of "
-                         f"{max_pixels:,}; allow it with max_pixels=None (CLI: --max-pixels 0) if you trust the file")
+                         f"{max_pixels:,}; allow it with max_pixels=None (CLI: --max-pixels 0) if you trust the file"
+                         if h * w > max_pixels else
+                         f"a {ow}x{oh} render ({oh * ow:,} pixels) is more than the decode limit of {max_pixels:,}; "
+                         "allow it with max_pixels=None (CLI: --max-pixels 0)")
+    if out_size is not None and (oh, ow) != (h, w) and not isinstance(codec, Rescalable):
+        raise ValueError(f"{codec.name} files decode at their coded size only ({w}x{h}); rendering at another "
+                         "size needs a codec that can (gblsr)")
     if container.media is not MediaKind.IMAGE:
         # a BitstreamError (still a ValueError): gc.decode of any bytes raises only that family
         raise CorruptStreamError(f"the file holds a {container.media.name.lower()} ({codec.name}); decode it with "
                          "glocal_codec.video.decode_video (or `glocal-codec video decode`)")
     codec = _with_device(codec, device)
     payload = Payload(container.shape, container.quality, container.params, container.streams)
-    as_uint8 = uint8 and isinstance(codec, Uint8Codec)
+    as_uint8 = uint8 and isinstance(codec, Uint8Codec) and (oh, ow) == (h, w)
     try:
-        x = codec.decode_uint8(payload) if as_uint8 else codec.decode(payload)
+        x = (codec.decode_resized(payload, oh, ow) if (oh, ow) != (h, w)
+             else codec.decode_uint8(payload) if as_uint8 else codec.decode(payload))
     except BitstreamError:
         raise
     except WeightsMissingError:
@@ -319,30 +340,37 @@ def _decode(data: GlcLike, device: str | None, max_pixels: int | None,
         # codec's libraries raise (constriction, Pillow, torch shape errors) is one clear error.
         raise CorruptStreamError(f"{codec.name}: the payload cannot be decoded ({type(err).__name__}: {err})") from None
     got = (x.shape[2], x.shape[0], x.shape[1]) if as_uint8 and x.ndim == 3 else tuple(x.shape[1:])
-    if tuple(got) != tuple(container.shape):
-        raise CorruptStreamError(f"{codec.name} decoded {tuple(got)}, the header says {container.shape}")
+    if tuple(got) != (container.shape[0], oh, ow):
+        want = "the header says" if (oh, ow) == (h, w) else "the render asked for"
+        raise CorruptStreamError(f"{codec.name} decoded {tuple(got)}, {want} {(container.shape[0], oh, ow)}")
     return x
 
 
 def decode_tensor(data: GlcLike, device: str | None = None,
-                  max_pixels: int | None = MAX_DECODE_PIXELS) -> torch.Tensor:
+                  max_pixels: int | None = MAX_DECODE_PIXELS, scale: float | None = None,
+                  size: tuple[int, int] | None = None) -> torch.Tensor:
     """Decode a ``.glc`` image file (its bytes, or a path to it) to a float tensor 1 x C x H x W
     in [0, 1].
 
     ``max_pixels`` refuses (with :class:`LimitError`) images larger than that before decoding
     anything; ``None`` lifts the guard. Every bad file raises a :class:`BitstreamError`.
+    ``scale`` (or an explicit output ``size`` (height, width)) renders the picture at another
+    size; only codecs that implement :class:`~glocal_codec.codecs.Rescalable` (``gblsr``) can,
+    the others raise ``ValueError``.
     """
-    return _decode(data, device, max_pixels)
+    return _decode(data, device, max_pixels, scale, size)
 
 
-def decode(data: GlcLike, device: str | None = None, max_pixels: int | None = MAX_DECODE_PIXELS) -> Image.Image:
+def decode(data: GlcLike, device: str | None = None, max_pixels: int | None = MAX_DECODE_PIXELS,
+           scale: float | None = None) -> Image.Image:
     """Decode a ``.glc`` image file to an 8-bit PIL image (RGB, or ``L`` for grayscale).
 
     ``data`` is the file's bytes (``bytes``, ``bytearray``, ``memoryview``) or a path to it
     (:data:`GlcLike`); the file says which codec made it. See :func:`decode_tensor` for
-    ``device`` and ``max_pixels``. Save the result with ``img.save("out.png")``.
+    ``device``, ``max_pixels`` and ``scale`` (``gblsr`` files render at any scale). Save the
+    result with ``img.save("out.png")``.
     """
-    x = _decode(data, device, max_pixels, uint8=True)
+    x = _decode(data, device, max_pixels, scale, uint8=True)
     return from_array(x) if isinstance(x, np.ndarray) else to_pil(x)
 
 

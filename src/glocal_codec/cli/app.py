@@ -328,6 +328,9 @@ def decode(
     max_pixels: Optional[int] = typer.Option(None, "--max-pixels",
                                              help=f"refuse larger images (decompression-bomb guard; default "
                                                   f"{_MAX_PIXELS_HELP}, Pillow's limit); 0: no limit"),
+    scale: Optional[float] = typer.Option(None, "--scale",
+                                          help="render at this scale of the coded size (gblsr files: 2 = "
+                                               "super-resolution, 0.5 = band-limited half size)"),
     json_out: bool = typer.Option(False, "--json", help="print the results as JSON on stdout"),
     quiet: bool = typer.Option(False, "--quiet", help="print errors only"),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="a line per file in a batch"),
@@ -337,6 +340,7 @@ def decode(
     \b
     glocal-codec decode photo.glc                  # photo.decoded.png
     glocal-codec decode photo.glc -o photo.webp    # lossless WebP (JPEG: quality 95, 4:4:4)
+    glocal-codec decode photo.glc -o big.png --scale 2   # gblsr files: any output scale
     glocal-codec decode encoded/ -r -o decoded/
     cat photo.glc | glocal-codec decode - > photo.png
     """
@@ -365,7 +369,7 @@ def decode(
         data = read_input(job.src)
         t0 = time.perf_counter()
         kw = {} if max_pixels is None else {"max_pixels": max_pixels or None}  # 0: no limit
-        img = api.decode(data, device=device, **kw)
+        img = api.decode(data, device=device, scale=scale, **kw)
         secs = time.perf_counter() - t0
         f = pil_format or ("PNG" if is_stdio(job.dst) else output_format(job.dst))
         if is_stdio(job.dst):
@@ -565,6 +569,8 @@ def train(
     grow_from: Optional[int] = typer.Option(None, "--grow-from",
                                             help="msh widened in m: its first new latent channel (see train/widen.py)"),
     grow_steps: int = typer.Option(0, "--grow-steps", help="steps over which the new channels' rate is ramped in"),
+    warmup_steps: int = typer.Option(0, "--warmup-steps",
+                                     help="with --init-from: first train only the tensors it did not copy"),
     export: bool = typer.Option(False, help="write the result into the package's weights folder"),
 ) -> None:
     """Train a learned codec (rate + lambda * MSE, every quality level in one variable-rate model).
@@ -588,7 +594,7 @@ def train(
                           batch=batch, crop=crop, lr=lr, threads=threads, device=str(resolve_device(device)),
                           qualities=list(quality or []), arch=arch_fields,
                           init_from=str(init_from) if init_from else None, bf16=bf16,
-                          grow_from=grow_from, grow_steps=grow_steps)
+                          grow_from=grow_from, grow_steps=grow_steps, warmup_steps=warmup_steps)
         with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                       TextColumn("{task.fields[stats]}"), TimeRemainingColumn(), console=err) as bar:
             task = bar.add_task(f"train {codec}", total=steps, stats="")

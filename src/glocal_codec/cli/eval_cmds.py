@@ -5,6 +5,7 @@
     glocal-codec eval --dataset kodak --codec msh --codec msh+refine30 --report reports/refine
     glocal-codec eval --video clip.mp4 --codec hnerv --codec x264 --report reports/video
     glocal-codec eval --dataset kodak --task ocr --codec jpeg --codec msh --report reports/mpq-ocr
+    glocal-codec eval --dataset kodak --codec gblsr --scale 2 --report reports/sr
     glocal-codec tasks
     glocal-codec bdrate reports/kodak/results.json --anchor jpeg
 
@@ -66,8 +67,13 @@ def eval_cmd(
     epochs: Optional[int] = typer.Option(None, "--epochs", help="video: fitting budget of the INR codecs"),
     task: Optional[str] = typer.Option(None, "--task", help="also score a machine task on every decoded image: "
                                                              "ocr, faces or features (see `glocal-codec tasks`)"),
+    scale: Optional[float] = typer.Option(None, "--scale", help="super-resolution eval: code each image "
+                                          "downsampled by this factor, decode at the original size (gblsr renders "
+                                          "it; every codec also gets decode + bicubic upscaling)"),
 ) -> None:
     """Measure codecs on a dataset: real file sizes, PSNR, MS-SSIM, LPIPS; resumable; writes a report."""
+    if scale is not None:
+        return _eval_scaled(dataset, images, data_dir, codec, quality, report, scale, limit, no_lpips, fresh)
     if video:
         if task is not None:
             from .common import fail as _fail
@@ -123,6 +129,50 @@ def eval_cmd(
               + (f"; plots: {', '.join(plots)}" if plots else ""), highlight=False)
     if task is not None:
         _print_task_line(files)
+
+
+def _eval_scaled(dataset: Optional[str], images: Optional[Path], data_dir: Optional[Path], codecs: List[str],
+                 quality: Optional[List[int]], report: Optional[Path], scale: float, limit: Optional[int],
+                 no_lpips: bool, fresh: bool) -> None:
+    """``eval --scale r``: the super-resolution evaluation (:mod:`glocal_codec.eval.sr`)."""
+    from ..codecs import open_codec
+    from ..datasets import image_folder, load_dataset
+    from ..eval.sr import evaluate_scaled, load_sr_records, write_sr_report
+    from .common import fail as _fail
+    from .common import out
+    from .progress import Reporter
+
+    try:
+        if (dataset is None) == (images is None):
+            raise ValueError("give exactly one of --dataset NAME or --images FOLDER with --scale")
+        ds = image_folder(images) if images is not None else load_dataset(dataset, data_dir)  # type: ignore[arg-type]
+        paths = list(ds.images[:limit] if limit else ds.images)
+        folder = report or Path("reports") / f"{ds.name}-sr{scale:g}"
+        records = [] if fresh else load_sr_records(folder / "results.json")
+        with Reporter(_err(), transient=False) as bar:
+            bar.stage(f"eval x{scale:g}")
+            for name in codecs:
+                levels = list(quality or open_codec(name).qualities)
+                total, done = len(paths) * len(levels), [0]
+
+                def on_record(rec) -> None:  # noqa: ANN001
+                    records.append(rec)
+                    done[0] += 1
+                    write_sr_report(records, folder)  # after every record: resumable
+                    bar(done[0], total, f"{rec.codec} q{rec.quality} {rec.image}: {rec.psnr_bicubic:.2f} dB bicubic"
+                        + ("" if rec.psnr is None else f", {rec.psnr:.2f} dB rendered"))
+
+                evaluate_scaled(paths, name, levels, scale, use_lpips=not no_lpips, done=records, on_record=on_record)
+        write_sr_report(records, folder)
+    except _errors() as e:
+        _fail(e)
+    out.print(f"{len(records)} results in {folder / 'results.json'}; report: {folder / 'summary.md'}", highlight=False)
+
+
+def _err():  # noqa: ANN202
+    from .common import err
+
+    return err
 
 
 def _print_task_line(files: dict) -> None:  # noqa: ANN001

@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # annotations only: importing the contract (and the registry)
 
 __all__ = [
     "Payload", "Codec", "NO_WEIGHTS", "Refinable", "Placeable", "Uint8Codec", "VideoCodec", "MultiClip", "ClipInfo",
-    "LatentModel", "ExactSynthesis", "FittedEncoder", "ProgressFn", "Rounding",
+    "LatentModel", "ExactSynthesis", "FittedEncoder", "ProgressFn", "Rounding", "Rescalable",
 ]
 
 #: Weights digest written by codecs that have no weights (classical codecs).
@@ -203,6 +203,15 @@ class ExactSynthesis(Protocol):
     ``synthesis_exact`` when the model has it (:mod:`glocal_codec.nn.fixed_point`)."""
 
     def synthesis_exact(self, y_hat: torch.Tensor, q: int) -> torch.Tensor: ...
+
+
+@runtime_checkable
+class Rescalable(Protocol):
+    """An image codec whose files render at any output size, not only the coded one (``gblsr``:
+    ``decode --scale 2`` is super-resolution from the same file; below 1 a band-limited render).
+    The size is the decoder's choice and is never stored in the file."""
+
+    def decode_resized(self, payload: Payload, height: int, width: int) -> torch.Tensor: ...
 
 
 @runtime_checkable

@@ -29,7 +29,7 @@ from ..entropy import GaussianCoder, LevelCoders, TableCoder, factorized_bits, f
 from ..nn.fixed_point import FixedPointNet
 from ..util import exp_exact
 
-__all__ = ["ModelConfig", "FactorizedPrior", "MeanScaleHyperprior", "ForwardResult", "LAMBDAS", "Z_BOUND", "gain_init"]
+__all__ = ["ModelConfig", "FactorizedPrior", "MeanScaleHyperprior", "ForwardResult", "RescaledResult", "LAMBDAS", "Z_BOUND", "gain_init"]
 
 #: Rate-distortion trade-off per quality level (loss = bpp + lambda * 255^2 * MSE): the
 #: lambdas CompressAI publishes for its quality levels 1-6.
@@ -75,6 +75,16 @@ class ForwardResult:
 
     x_hat: torch.Tensor
     likelihoods: dict[str, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class RescaledResult(ForwardResult):
+    """A training pass that coded another picture than it reconstructs (``gblsr``'s
+    arbitrary-scale steps code a downsampled crop and render the full one): the distortion is
+    measured against ``target`` and the rate spread over ``rate_pixels`` coded pixels."""
+
+    target: torch.Tensor | None = None
+    rate_pixels: int | None = None
 
 
 def _analysis(n: int, m: int) -> nn.Sequential:

@@ -83,7 +83,9 @@ CODEC_TABLE: tuple[CodecRow, ...] = (
     CodecRow("clc", 19, None),
     CodecRow("mcquic", 20, None),
     CodecRow("vq", 21, None),
-    CodecRow("gblsr", 22, None),
+    CodecRow("gblsr", 22, "gblsr:GblsrCodec", Listing(
+        "image", "GB-LSR spectral synthesis on msh: decode at any scale (--scale); trained by this project",
+        _levels(6), 4, refinable=True, weights=True)),
     CodecRow("overfit", 23, "overfit:OverfitCodec", Listing(
         "image", "Cool-chic/C3-style overfitted codec: latent pyramid + tiny synthesis + integer autoregressive "
         "Laplace model, fitted per image; bit-exact decoding", _levels(6), 3)),

@@ -31,13 +31,16 @@ p.add_argument("--bf16", action="store_true", help="transforms under bfloat16 au
 p.add_argument("--grow-from", type=int, help="msh: first latent channel a widening added (train/widen.py)")
 p.add_argument("--grow-steps", type=int, default=0, help="steps over which those channels' rate is ramped in")
 p.add_argument("--init-from")
+p.add_argument("--warmup-steps", type=int, default=0, help="with --init-from: first train only what it did not copy")
+p.add_argument("--warmup-lr", type=float, help="constant learning rate during the warm-up")
 p.add_argument("--arch", action="append", default=[], metavar="KEY=VALUE",
                help="further model config fields, e.g. --arch window=4 --arch slices=[8,8,16] (glocal)")
 a = p.parse_args()
 cfg = TrainConfig(codec=a.codec, data=a.data, out=a.out, steps=a.steps, minutes=a.minutes, batch=a.batch,
                   crop=a.crop, lr=a.lr, threads=a.threads, device=a.device, seed=a.seed, ckpt_every=a.ckpt_every,
                   log_every=a.log_every, n=a.n, m=a.m, init_from=a.init_from, arch=parse_arch(a.arch),
-                  qualities=a.quality, bf16=a.bf16, grow_from=a.grow_from, grow_steps=a.grow_steps)
+                  qualities=a.quality, bf16=a.bf16, grow_from=a.grow_from, grow_steps=a.grow_steps,
+                  warmup_steps=a.warmup_steps, warmup_lr=a.warmup_lr)
 result = train(cfg, resume=a.resume)
 if world_info()[0] == 0:
     print(result)

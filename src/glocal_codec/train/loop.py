@@ -26,14 +26,14 @@ from typing import Callable
 import torch
 
 from ..codecs import codec_class, codec_names
-from ..codecs.hyperprior import LAMBDAS, ModelConfig
+from ..codecs.hyperprior import LAMBDAS, ModelConfig, RescaledResult
 from ..codecs.learned import LearnedImageCodec
 from .checkpoint import load_checkpoint
 from .data import CropSampler, find_images
 from ..util import atomic_write
 from .widen import is_narrower, widen_state
 
-__all__ = ["TrainConfig", "TrainResult", "trainable_codecs", "model_class", "build_model", "model_config", "init_from",
+__all__ = ["TrainConfig", "TrainResult", "trainable_codecs", "model_class", "build_model", "model_config", "init_from", "init_from_keys",
            "rd_loss", "train", "world_info", "parse_arch"]
 
 
@@ -90,6 +90,11 @@ class TrainConfig:
     # first grow_steps steps; plain training after that.
     grow_from: int | None = None
     grow_steps: int = 0
+    # Warm-up after --init-from: for this many steps only the parameters the source did not
+    # provide are trained (a new head learns to read the copied network before the copied
+    # layers move; gblsr's coefficient head on msh's synthesis).
+    warmup_steps: int = 0
+    warmup_lr: float | None = None  # constant learning rate of the warm-up (None: the schedule's)
 
     def __post_init__(self) -> None:
         # Checked here, not at the first draw: level 0 would silently index the last lambda and a level
@@ -103,6 +108,8 @@ class TrainConfig:
             raise ValueError("growing a latent needs both grow_from (first new channel) and grow_steps (> 0)")
         if self.grow_from is not None and self.codec != "msh":
             raise ValueError(f"growing a widened latent is implemented for msh only, not {self.codec}")
+        if self.warmup_steps < 0 or (self.warmup_steps and not self.init_from):
+            raise ValueError("warmup_steps trains what --init-from did not copy: it needs --init-from and must be >= 0")
         if self.bf16 and self.codec == "glocal":
             # its context network's likelihoods are not yet kept in float32 under autocast
             raise ValueError("bf16 training is implemented for msh and factorized, not glocal")
@@ -137,8 +144,12 @@ def build_model(codec: str, cfg=None) -> torch.nn.Module:
 def rd_loss(x: torch.Tensor, result, lmbda: float) -> tuple[torch.Tensor, float, float]:
     """Return (loss, bpp, psnr) for one batch; bpp from the model's likelihoods."""
     n, _, h, w = x.shape
+    pixels = n * h * w
+    if isinstance(result, RescaledResult):  # coded one picture, reconstructed another
+        x = result.target if result.target is not None else x
+        pixels = result.rate_pixels or pixels
     bits = sum((-torch.log2(lik.clamp_min(1e-9))).sum() for lik in result.likelihoods.values())
-    bpp = bits / (n * h * w)
+    bpp = bits / pixels
     mse = torch.mean((result.x_hat - x) ** 2)
     loss = bpp + lmbda * 255.0**2 * mse
     psnr = -10 * math.log10(max(mse.item(), 1e-10))
@@ -146,6 +157,11 @@ def rd_loss(x: torch.Tensor, result, lmbda: float) -> tuple[torch.Tensor, float,
 
 
 def init_from(model: torch.nn.Module, path: Path) -> int:
+    """:func:`init_from_keys`, returning how many tensors were copied."""
+    return len(init_from_keys(model, path))
+
+
+def init_from_keys(model: torch.nn.Module, path: Path) -> set[str]:
     """Copy every tensor whose name and shape match from a checkpoint or safetensors file.
 
     Used to start ``factorized`` from ``msh``'s transforms and gains (same g_a / g_s shapes):
@@ -178,7 +194,14 @@ def init_from(model: torch.nn.Module, path: Path) -> int:
     keep = {k: v for k, v in src.items()
             if k in own and own[k].shape == v.shape and (same or not k.startswith("ebs."))}
     model.load_state_dict({**own, **keep})
-    return len(keep)
+    return set(keep)
+
+
+def _matching_keys(model: torch.nn.Module, path: Path) -> set[str]:
+    """The tensors :func:`init_from_keys` would copy, without copying them (a resumed warm-up)."""
+    import copy
+
+    return init_from_keys(copy.deepcopy(model), path)
 
 
 def parse_arch(items: list[str]) -> dict:
@@ -255,9 +278,12 @@ def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] | N
         raise ValueError(f"grow_from={cfg.grow_from} leaves no new latent channel (the model has m={model.cfg.m})")
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     step, elapsed = 0, 0.0
+    copied: set[str] | None = None
     if cfg.init_from and not (resume and ckpt_path.exists()):
-        copied = init_from(model, Path(cfg.init_from))
-        log(f"initialised {copied} tensors from {cfg.init_from}")
+        copied = init_from_keys(model, Path(cfg.init_from))
+        log(f"initialised {len(copied)} tensors from {cfg.init_from}")
+    elif cfg.init_from and cfg.warmup_steps:  # resumed: the copied set is the source's matching tensors
+        copied = _matching_keys(model, Path(cfg.init_from))
     if resume and ckpt_path.exists():
         state = load_checkpoint(ckpt_path, map_location=device)
         model.load_state_dict(state["model"])
@@ -291,7 +317,17 @@ def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] | N
                           "seconds": time.monotonic() - t0, "config": asdict(cfg),
                           "model_config": asdict(model.cfg)})
 
+    held = [p for name, p in model.named_parameters() if copied is not None and name in copied]
+    if cfg.warmup_steps and step < cfg.warmup_steps:
+        for p in held:
+            p.requires_grad_(False)
+        log(f"warm-up: {cfg.warmup_steps} steps train only the {len(list(model.parameters())) - len(held)} "
+            f"parameter tensors the source did not provide")
     while step < cfg.steps:
+        if cfg.warmup_steps and step == cfg.warmup_steps:
+            for p in held:
+                p.requires_grad_(True)
+            log(f"warm-up done at step {step}: training every parameter")
         spent = time.monotonic() - t0
         stop = budget is not None and spent >= budget
         progress = max(step / cfg.steps, spent / budget if budget else 0.0)
@@ -303,7 +339,7 @@ def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] | N
             log(f"time budget of {cfg.minutes} min reached at step {step}")
             break
         for g in opt.param_groups:
-            g["lr"] = _lr_at(cfg, progress)
+            g["lr"] = cfg.warmup_lr if cfg.warmup_lr and step < cfg.warmup_steps else _lr_at(cfg, progress)
         q = levels[int(torch.randint(len(levels), (1,), generator=gen))]
         x = sampler.batch(cfg.batch).to(device)
         grow = ({"grow_from": cfg.grow_from, "grow_weight": step / cfg.grow_steps}
