@@ -104,11 +104,11 @@ def test_tiles_give_the_same_pixels(monkeypatch):
     """Small decoding tiles and render chunks change nothing (halo and window geometry are right)."""
     x = _photo(96, 160)
     data = gc.encode(x, codec="gblsr", quality=4)
-    whole = gc.decode_tensor(data, scale=1.7)
+    whole = [gc.decode_tensor(data, scale=s) for s in (1.7, 0.4)]
     monkeypatch.setattr(GblsrCodec, "_TILE_LATENTS", 2)
     monkeypatch.setattr(GblsrCodec, "_RENDER_CHUNK", 37)
-    tiled = gc.decode_tensor(data, scale=1.7)
-    assert torch.equal(whole, tiled)
+    for s, ref in zip((1.7, 0.4), whole):
+        assert torch.equal(gc.decode_tensor(data, scale=s), ref)
 
 
 def test_other_codecs_refuse_a_scale():
@@ -123,6 +123,8 @@ def test_bad_scales_and_render_limit():
     for bad in (0, -1, float("nan"), float("inf")):
         with pytest.raises(ValueError):
             gc.decode_tensor(data, scale=bad)
+    with pytest.raises(ValueError, match="down to"):
+        gc.decode_tensor(data, scale=0.05)
     with pytest.raises(LimitError):
         gc.decode_tensor(data, scale=100, max_pixels=10_000)
 

@@ -122,6 +122,8 @@ from glocal_codec.nn.spectral import render_exact
 torch.manual_seed(0)
 coef = to_grid(torch.randn(1, 3, 8, 8, 12, 16, dtype=torch.float64) * 3)
 out = render_exact(coef, (0, 57), (0, 75), (12, 16), (57 / 24, 75 / 32), 1.3)
+from glocal_codec.nn.spectral import render_exact_any
+out = torch.cat([out.flatten(), render_exact_any(coef, (0, 9), (0, 11), (12, 16), (9 / 24, 11 / 32), 1.3, (24, 32)).flatten()])
 print(hashlib.sha256(out.numpy().tobytes()).hexdigest())
 """
 
@@ -136,3 +138,22 @@ def test_exact_render_is_the_same_bits_everywhere():
         digests.add(res.stdout.strip())
     assert len(digests) == 1
     assert hashlib.sha256(b"").hexdigest() not in digests
+
+
+def test_reduction_below_scale_one_is_pillows_antialiased_bicubic():
+    """Below scale 1 the native render is reduced like Pillow's BICUBIC resize (float mode)."""
+    import numpy as np
+    from PIL import Image
+
+    from glocal_codec.nn.spectral import render_exact_any
+
+    torch.manual_seed(0)
+    coef = to_grid(torch.randn(1, 1, 8, 8, 12, 16, dtype=torch.float64) * 0.3)
+    native = render_exact(coef, (0, 24), (0, 32), (12, 16), (1.0, 1.0), 1.0)
+    for oh, ow in [(12, 16), (6, 8), (9, 13)]:
+        out = render_exact_any(coef, (0, oh), (0, ow), (12, 16), (oh / 24, ow / 32), 1.0, (24, 32))
+        ref = Image.fromarray(native[0, 0].numpy().astype(np.float32), mode="F").resize((ow, oh), Image.Resampling.BICUBIC)
+        assert float(np.abs(out[0, 0].numpy() - np.asarray(ref)).max()) < 1e-4
+    whole = render_exact_any(coef, (0, 9), (0, 13), (12, 16), (9 / 24, 13 / 32), 1.0, (24, 32))
+    part = render_exact_any(coef, (3, 7), (4, 11), (12, 16), (9 / 24, 13 / 32), 1.0, (24, 32))
+    assert torch.equal(whole[..., 3:7, 4:11], part)

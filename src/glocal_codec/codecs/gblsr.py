@@ -9,7 +9,7 @@ feature map at 1/2 resolution, and a 3x3 convolution turns every feature positio
 cell) into ``3 x K x K`` coefficients of a truncated Fourier basis with one global bandwidth
 (:mod:`glocal_codec.nn.spectral`). Those coefficients render the picture at any pixel grid:
 the native one, a denser one (``decode --scale 2``: super-resolution from the same file) or a
-sparser one (band-limited). The scale is a decoding choice, never stored in the file.
+sparser one (antialiased). The scale is a decoding choice, never stored in the file.
 
 Trained by fine-tuning ``msh`` (``train gblsr --init-from msh.safetensors --warmup-steps N``)
 with the rate-distortion loss plus an arbitrary-scale term: with probability ``sr_prob`` a
@@ -32,7 +32,8 @@ from torch import nn
 from ..bitstream.errors import CorruptStreamError
 from ..engine import pad_to_multiple
 from ..nn import GDN, deconv, ste_round
-from ..nn.spectral import CELL, Bandwidth, bicubic_down, coefficient_grid, phase_head, render, render_exact
+from ..nn.spectral import (CELL, Bandwidth, bicubic_down, coefficient_grid, phase_head, render, render_exact,
+                           render_exact_any)
 from .base import Payload
 from .hyperprior import MeanScaleHyperprior, RescaledResult, _full_precision, _widen_float
 from .learned import LearnedImageCodec
@@ -181,6 +182,8 @@ class GblsrCodec(LearnedImageCodec):
     #: latents per decoding tile and of halo around it (msh's synthesis reaches ~3 latents)
     _TILE_LATENTS = 32
     _HALO_LATENTS = 4
+    #: smallest output scale (the reduction filter must stay inside the tile halo of 64 pixels)
+    MIN_SCALE = 1 / 16
     #: output pixels per side of one render call (~0.3 GB of float64 temporaries at most)
     _RENDER_CHUNK = 512
 
@@ -198,6 +201,11 @@ class GblsrCodec(LearnedImageCodec):
         c, h, w = payload.shape
         if height < 1 or width < 1:
             raise ValueError(f"output size must be positive, got {height} x {width}")
+        if min(height / h, width / w) < self.MIN_SCALE:
+            # the reduction filter reads 2 / scale native pixels around each output pixel: beyond
+            # the decoding tiles' halo below this scale
+            raise ValueError(f"{self.name} renders at scales down to {self.MIN_SCALE:g}; for smaller pictures "
+                             "decode at a scale >= that and resize the result")
         model = self.model
         if payload.params:
             raise CorruptStreamError(f"{self.name} files carry no codec parameters, found {len(payload.params)} bytes")
@@ -234,8 +242,8 @@ class GblsrCodec(LearnedImageCodec):
                     i1 = min(i0 + self._RENDER_CHUNK, r1)
                     for j0 in range(c0, c1, self._RENDER_CHUNK):
                         j1 = min(j0 + self._RENDER_CHUNK, c1)
-                        out[..., i0:i1, j0:j1] = render_exact(
-                            coef, (i0, i1), (j0, j1), cells, (sy, sx), bw,
+                        out[..., i0:i1, j0:j1] = render_exact_any(
+                            coef, (i0, i1), (j0, j1), cells, (sy, sx), bw, (h, w),
                             offset=(ya * per_latent, xa * per_latent)).float()
         out.clamp_(0, 1)
         return out.mean(dim=1, keepdim=True) if c == 1 else out
