@@ -276,6 +276,10 @@ def _plot(ts: TaskSummary, path: Path, title: str) -> None:
     ax.set_xscale("log")
     from matplotlib.ticker import FuncFormatter, NullFormatter
 
+    rates = [p.bpp for p in ts.points if p.score is not None]
+    if rates:
+        ticks = [v for v in (0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20) if min(rates) / 1.2 <= v <= max(rates) * 1.2]
+        ax.set_xticks(ticks)
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _p: f"{v:g}"))
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("bits per pixel (real file size, log scale)")

@@ -59,3 +59,21 @@ def test_gray_and_tiny_images(faces: FacesTask) -> None:
     x = torch.rand(1, 1, 16, 20, generator=torch.Generator().manual_seed(0))
     r = faces.score(faces.prepare(x, "t"), x)
     assert r.score == 1.0 and r.details["faces_original"] == 0
+
+
+def test_hysteresis(faces: FacesTask, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A face of the original counts as found when a weaker cluster (> 2 hits) still covers it;
+    only full detections (> 5 hits) count as false ones."""
+    orig, dec = torch.zeros(1, 3, 8, 8), torch.ones(1, 3, 8, 8)
+    face, other = (10, 10, 40, 40), (100, 100, 40, 40)
+    table = {id(orig): [(face, 9)], id(dec): []}
+    monkeypatch.setattr(faces, "clusters", lambda x: table[id(x)])
+    monkeypatch.setattr(faces, "_last", None)
+    inp = faces.prepare(orig, "o")
+    table[id(dec)] = [(face, 3), (other, 4)]  # weakened but still there; a weak stray cluster
+    assert faces.score(inp, dec).details == {"tp": 1, "fp": 0, "fn": 0, "faces_original": 1, "faces_decoded": 0}
+    table[id(dec)] = [((12, 10, 40, 40), 7), (other, 6)]  # a full detection where there was no face
+    r = faces.score(inp, dec)
+    assert (r.details["tp"], r.details["fp"], r.details["fn"]) == (1, 1, 0) and r.score == pytest.approx(2 / 3)
+    table[id(dec)] = []
+    assert faces.score(inp, dec).score == 0.0

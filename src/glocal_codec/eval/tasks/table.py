@@ -37,7 +37,7 @@ class TaskRow:
 TASK_TABLE: tuple[TaskRow, ...] = (
     TaskRow("ocr", "ocr:OcrTask", ("rapidocr_onnxruntime", "onnxruntime", "cv2", "matplotlib"), INSTALL_TASKS, 1,
             "text recognition (PP-OCRv4) of text rendered onto the images; score = 1 - character error rate"),
-    TaskRow("faces", "faces:FacesTask", ("cv2",), INSTALL_TASKS, 1,
+    TaskRow("faces", "faces:FacesTask", ("cv2",), INSTALL_TASKS, 2,
             "face detection (OpenCV Haar cascade); pseudo ground truth from the original; score = F1 at IoU 0.5"),
     TaskRow("features", "features:FeaturesTask", ("torchvision",), "pip install glocal-codec", 1,
             "ImageNet features (SqueezeNet 1.1 / AlexNet trunk); score = cosine similarity to the original's"),
