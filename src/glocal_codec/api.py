@@ -31,8 +31,8 @@ from .bitstream import (
 from .codecs import (Codec, Payload, Placeable, ProgressFn, Refinable, Rescalable, Uint8Codec, codec_digest,
                      codec_id, codec_name, list_codecs, open_codec)
 from .errors import WeightsMissingError
-from .imageio import (UnsupportedImageError, from_array, load_image, load_pixels, read_image, read_pixels, to_array,
-                      to_pil, to_tensor)
+from .imageio import (UnsupportedImageError, check_size, from_array, header_size, load_image, load_pixels, read_image,
+                      read_pixels, to_array, to_pil, to_tensor)
 
 if TYPE_CHECKING:
     import torch
@@ -56,11 +56,16 @@ __all__ = [
 #: The codec ``glocal-codec encode`` uses when none is named.
 DEFAULT_CODEC = "msh"
 
-#: Decompression-bomb guard (Pillow's idea, and Pillow's error threshold of 2 x 89.5 Mpixel): a
-#: few hundred bytes of a learned codec can legitimately announce a flat 16K x 16K image, whose
-#: decode takes minutes and gigabytes. Larger files need ``max_pixels=None`` (CLI:
-#: ``--max-pixels 0``) or a bigger number; the container's own hard limit still applies.
-MAX_DECODE_PIXELS = 2 * 89_478_485
+#: Decompression-bomb guard (Pillow's idea): a few hundred bytes of a learned codec can announce a
+#: flat 16K x 16K image, 13 KB of H.264 300 black 720p frames, a 0.5 MB PNG 13,000 x 13,000
+#: pixels. 2^27 = 134,217,728 pixels (11,585^2: a 100-Mpixel camera fits; Pillow warns from 89.5 M)
+#: refuses those. Measured peak memory per pixel (``benchmarks/results/memory_guards.json``): a
+#: float32 RGB image is 12 bytes; ``jpeg`` encode 14, decode 10; ``msh`` (tiled) encode 145,
+#: decode 38 -- so an image at the limit takes 2 GB with jpeg and 5-19 GB with a learned codec.
+#: It limits encode and decode of images (``H * W``, from the input's header before any pixel is
+#: decoded or any codec loaded) and video decode per clip (``T * H * W``). Larger inputs need
+#: ``max_pixels=None`` (CLI: ``--max-pixels 0``) or a bigger number; the container's limits stay.
+MAX_DECODE_PIXELS = 1 << 27
 
 #: What :func:`encode` accepts: a path to an image file, the bytes of an image file (PNG, JPEG,
 #: WebP, TIFF, ... -- anything Pillow reads), a PIL image, an ``H x W`` / ``H x W x C`` numpy array
@@ -169,6 +174,29 @@ def _pixels(image: ImageLike, max_pixels: int | None) -> np.ndarray | None:
     return None
 
 
+def _refuse_large(image: ImageLike, max_pixels: int | None) -> None:
+    """The pixel limit, checked before anything else is loaded (codec, torch) or converted: an
+    image in memory (PIL image, array, tensor) by its shape, a file or its bytes by its header.
+    A file that cannot be read is left to the reader, whose error names the problem."""
+    if not max_pixels:
+        return
+    if isinstance(image, (str, os.PathLike, bytes, bytearray, memoryview)):
+        try:
+            w, h = header_size(io.BytesIO(bytes(image)) if isinstance(image, (bytes, bytearray, memoryview))
+                               else image)
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+            return
+        check_size(w, h, max_pixels)
+        return
+    shape = image.size[::-1] if isinstance(image, Image.Image) else getattr(image, "shape", None)
+    if shape is None or len(shape) < 2:
+        return
+    h, w = (shape[0], shape[1]) if isinstance(image, np.ndarray) else (shape[-2], shape[-1])  # tensors: [1 x] C x H x W
+    if int(h) * int(w) > max_pixels:
+        raise LimitError(f"the image is {w}x{h} ({int(h) * int(w):,} pixels), more than the limit of {max_pixels:,}; "
+                         "allow it with max_pixels=None (CLI: --max-pixels 0)")
+
+
 def codec_input(image: ImageLike, codec: str = DEFAULT_CODEC,
                 max_pixels: int | None = None) -> np.ndarray | torch.Tensor:
     """``image`` read once, in the form :func:`encode` hands to ``codec``: a new ``H x W x C``
@@ -176,6 +204,7 @@ def codec_input(image: ImageLike, codec: str = DEFAULT_CODEC,
     classical codecs) and ``image`` is 8-bit, else the 1 x C x H x W float tensor of
     :func:`as_tensor`. :func:`encode` takes either and makes the same file as from ``image``
     (the CLI reads each input once, then may encode it at several quality levels)."""
+    _refuse_large(image, max_pixels)  # from the header, before the codec (torch) loads
     if isinstance(open_codec(codec), Uint8Codec):
         arr = _pixels(image, max_pixels)
         if arr is not None:
@@ -231,6 +260,7 @@ def encode(image: ImageLike, codec: str = DEFAULT_CODEC, quality: int | None = N
     called after every refinement step.
     Raises ``ValueError`` for a bad codec, quality or array, ``TypeError`` for an unsupported type.
     """
+    _refuse_large(image, max_pixels)  # before the codec (torch) loads and anything is converted
     c = _with_device(open_codec(codec), device)
     if c.media != "image":
         raise ValueError(f"{codec} is a {c.media} codec; use glocal_codec.video.encode_video "
@@ -270,9 +300,22 @@ def encode(image: ImageLike, codec: str = DEFAULT_CODEC, quality: int | None = N
     return write_container(container)
 
 
+def check_clip_pixels(frames: int, height: int, width: int, max_pixels: int | None) -> None:
+    """The per-clip decode limit of video (``T * H * W <= max_pixels``; ``None`` or 0: none), as a
+    :class:`LimitError`. Needs no torch, so ``video decode`` refuses a bomb before loading it."""
+    if max_pixels and frames * height * width > max_pixels:
+        raise LimitError(f"the file announces {frames} frames of {width}x{height} ({frames * height * width:,} "
+                         f"pixels), more than the decode limit of {max_pixels:,} per clip; allow it with "
+                         "max_pixels=None (CLI: --max-pixels 0) if you trust the file")
+
+
 def open_container(data: bytes) -> tuple[Container, Codec]:
     """Parse a file and check it against this installation (codec registered, same weights)."""
-    container = read_container(data)
+    return _checked(read_container(data))
+
+
+def _checked(container: Container) -> tuple[Container, Codec]:
+    """:func:`open_container` of a parsed container."""
     name = codec_name(container.codec_id)
     codec = open_codec(name)
     expected = MediaKind.IMAGE if codec.media == "image" else MediaKind.VIDEO
@@ -304,7 +347,7 @@ def _decode(data: GlcLike, device: str | None, max_pixels: int | None, scale: fl
     """The decoded image: a 1 x C x H x W float tensor, or (``uint8``, a
     :class:`~glocal_codec.codecs.Uint8Codec` and the coded size) an H x W x C uint8 array."""
     data = _glc_bytes(data)
-    container, codec = open_container(data)
+    container = read_container(data)
     h, w = container.shape[-2:]
     if scale is not None and size is not None:
         raise ValueError("give scale or size, not both")
@@ -318,6 +361,7 @@ def _decode(data: GlcLike, device: str | None, max_pixels: int | None, scale: fl
                          if h * w > max_pixels else
                          f"a {ow}x{oh} render ({oh * ow:,} pixels) is more than the decode limit of {max_pixels:,}; "
                          "allow it with max_pixels=None (CLI: --max-pixels 0)")
+    container, codec = _checked(container)  # opens the codec (a learned one imports torch): after the limit
     if out_size is not None and (oh, ow) != (h, w) and not isinstance(codec, Rescalable):
         raise ValueError(f"{codec.name} files decode at their coded size only ({w}x{h}); rendering at another "
                          "size needs a codec that can (gblsr)")

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import io
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
 
 __all__ = ["UnsupportedImageError", "ImageInfo", "load_image", "load_pixels", "read_image", "read_pixels",
            "to_tensor", "to_array", "to_pil", "from_array", "atomic_write", "write_image",
-           "OUTPUT_FORMATS", "output_format", "image_bytes"]
+           "OUTPUT_FORMATS", "output_format", "image_bytes", "check_size", "header_size"]
 
 
 class UnsupportedImageError(ValueError):
@@ -129,14 +130,34 @@ def read_image(source: str | os.PathLike | io.BytesIO, max_pixels: int | None = 
     return _tensor(arr), info
 
 
+def _open(source: str | os.PathLike | io.BytesIO) -> Image.Image:
+    """``Image.open`` (the header only) without Pillow's bomb warning: ``max_pixels`` is the guard."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        return Image.open(source)
+
+
+def check_size(width: int, height: int, max_pixels: int | None) -> None:
+    """:class:`UnsupportedImageError` if ``width * height`` is above ``max_pixels`` (``None`` or 0: no limit)."""
+    if max_pixels and width * height > max_pixels:
+        raise UnsupportedImageError(
+            f"the image is {width}x{height} ({width * height:,} pixels), more than the limit of {max_pixels:,}; "
+            "allow it with max_pixels=None (CLI: --max-pixels 0) if you mean it")
+
+
+def header_size(source: str | os.PathLike | io.BytesIO) -> tuple[int, int]:
+    """(width, height) of an image file from its header; no pixel is decoded. Pillow's errors pass through."""
+    with _open(source) as img:
+        return img.size
+
+
 def read_pixels(source: str | os.PathLike | io.BytesIO, max_pixels: int | None = None) -> tuple[np.ndarray, ImageInfo]:
-    """:func:`read_image` as an ``H x W x C`` uint8 array (no torch)."""
-    with Image.open(source) as img:
-        w, h = img.size
-        if max_pixels and w * h > max_pixels:
-            raise UnsupportedImageError(
-                f"the image is {w}x{h} ({w * h:,} pixels), more than the limit of {max_pixels:,}; allow it with "
-                "max_pixels=None (CLI: --max-pixels 0) if you mean it")
+    """:func:`read_image` as an ``H x W x C`` uint8 array (no torch).
+
+    ``max_pixels`` replaces Pillow's bomb warning (from 89.5 Mpixel); Pillow's own error above
+    178,956,970 pixels (``PIL.Image.MAX_IMAGE_PIXELS``) still applies to files."""
+    with _open(source) as img:
+        check_size(*img.size, max_pixels)
         img.load()
         if getattr(img, "n_frames", 1) > 1:
             img.seek(0)  # animated formats: the first frame is the image

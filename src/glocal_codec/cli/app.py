@@ -25,6 +25,7 @@ from rich.markup import escape
 from .. import __version__
 from .batch import GLC_SUFFIXES, IMAGE_SUFFIXES, Job, plan, run
 from .common import EXPECTED as _EXPECTED
+from .common import MAX_PIXELS_HELP
 from .common import check_stdout_for_data, err, is_stdio, out, print_json, read_input
 from .common import fail as _fail
 from .common import same_file as _same_file
@@ -36,7 +37,7 @@ __all__ = ["app", "main"]
 #: video API (torch, PyAV); tests/cli checks they match ``glocal_codec.api.DEFAULT_CODEC``,
 #: ``MAX_DECODE_PIXELS`` and ``glocal_codec.video.DEFAULT_VIDEO_CODEC``.
 _DEFAULT_CODEC_HELP = "msh"
-_MAX_PIXELS_HELP = "178,956,970"
+_MAX_PIXELS_HELP = MAX_PIXELS_HELP
 _DEFAULT_VIDEO_CODEC = "x264"
 
 #: A classical codec's own file: Pillow format -> suffixes a viewer recognises for the stored stream
@@ -141,7 +142,11 @@ def _check_output(src: Path, dst: Path, force: bool) -> None:
 # -- encode ---------------------------------------------------------------------------------------
 def _native_suffixes(codec: str) -> tuple[str, ...]:
     """The suffixes of a classical codec's own files (``()`` for the other codecs)."""
-    from ..codecs import open_codec
+    from ..codecs import CODEC_TABLE, open_codec
+
+    row = next((r for r in CODEC_TABLE if r.name == codec), None)
+    if row is not None and row.target is not None and not row.target.startswith("classic:"):
+        return ()  # a built-in codec outside classic.py: not opened here (it may import torch)
     from ..codecs.classic import PillowImageCodec
 
     c = open_codec(codec)
@@ -327,7 +332,7 @@ def decode(
     force: bool = typer.Option(False, "--force", "-f", help="overwrite existing outputs"),
     max_pixels: Optional[int] = typer.Option(None, "--max-pixels",
                                              help=f"refuse larger images (decompression-bomb guard; default "
-                                                  f"{_MAX_PIXELS_HELP}, Pillow's limit); 0: no limit"),
+                                                  f"{_MAX_PIXELS_HELP}); 0: no limit"),
     scale: Optional[float] = typer.Option(None, "--scale",
                                           help="render at this scale of the coded size (gblsr files: 2 = "
                                                "super-resolution, 0.5 = band-limited half size)"),

@@ -22,7 +22,7 @@ from ..bitstream import BitstreamError
 from ..errors import WeightsMissingError
 
 __all__ = ["out", "err", "EXPECTED", "fail", "same_file", "STDIO", "is_stdio", "read_input", "write_stdout",
-           "check_stdout_for_data", "print_json"]
+           "check_stdout_for_data", "print_json", "MAX_PIXELS_HELP"]
 
 out = Console()
 err = Console(stderr=True)
@@ -32,6 +32,10 @@ err = Console(stderr=True)
 #: PermissionError and a full disk; ValueError covers ``imageio.UnsupportedImageError`` and
 #: ``video.UnsupportedVideoError`` (not imported here: they would import torch / PyAV).
 EXPECTED: tuple[type[BaseException], ...] = (BitstreamError, ValueError, OSError, WeightsMissingError)
+
+#: ``glocal_codec.MAX_DECODE_PIXELS`` as help texts show it, without importing the API (torch);
+#: tests/cli checks that they match.
+MAX_PIXELS_HELP = "134,217,728"
 
 #: The file name that means stdin (as an input) or stdout (as an output).
 STDIO = "-"

@@ -17,6 +17,7 @@ import typer
 from rich.markup import escape
 
 from .common import EXPECTED as _EXPECTED
+from .common import MAX_PIXELS_HELP as _MAX_PIXELS_HELP
 from .common import check_stdout_for_data, err, is_stdio, out, write_stdout
 from .common import fail as _fail
 from .common import same_file as _same
@@ -191,6 +192,24 @@ def encode_cmd(
                      f"{info.bpp:.4f} bpp {kbps:.1f} kbit/s ({secs:.2f} s)"), highlight=False, soft_wrap=True)
 
 
+def _refuse_large_clip(src: Path, max_pixels: int | None, video: int | None) -> None:
+    """The per-clip pixel limit, from the header of ``src``, without torch or PyAV: a bomb is
+    refused at once. Anything else wrong with the file is reported by the decode itself, which
+    checks the limit again (and, with ``--video``, for the picked video's own frame count)."""
+    from ..api import MAX_DECODE_PIXELS, check_clip_pixels
+    from ..bitstream import BitstreamError, MediaKind, read_container
+
+    if video is not None or is_stdio(src) or not src.is_file():
+        return
+    try:
+        c = read_container(src.read_bytes())  # the container only: no codec module (PyAV) either
+    except (BitstreamError, ValueError, OSError):
+        return
+    if c.media is MediaKind.VIDEO:
+        t, _, h, w = c.shape
+        check_clip_pixels(t, h, w, MAX_DECODE_PIXELS if max_pixels is None else (max_pixels or None))
+
+
 @video_app.command("decode")
 def decode_cmd(
     src: Path = typer.Argument(..., help="input .glc video file"),
@@ -206,13 +225,21 @@ def decode_cmd(
                                         help="which video of a file that holds several (pfnr; 1 = the first added); "
                                              "default the last"),
     force: bool = typer.Option(False, "--force", "-f", help="overwrite existing outputs"),
+    max_pixels: Optional[int] = typer.Option(None, "--max-pixels", min=0,
+                                             help=f"refuse clips of more than this many pixels (frames x width x "
+                                                  f"height, from the header; default {_MAX_PIXELS_HELP}, as for "
+                                                  "images); 0: no limit"),
     quiet: bool = typer.Option(False, "--quiet", help="print errors only"),
 ) -> None:
-    """Decode a .glc video file to a video file (playable H.264 by default) or a folder of PNG frames."""
-    from ..video import decode_video, write_frames, write_video
-    from ..video.io import PLAYABLE, output_plan
+    """Decode a .glc video file to a video file (playable H.264 by default) or a folder of PNG frames.
 
+    x264, x265 and av1 files are written as they are decoded (a few frames in memory).
+    """
     try:
+        _refuse_large_clip(src, max_pixels, video)  # before torch and PyAV load (seconds, ~650 MB)
+        from ..video import decode_video_frames, write_frames, write_video
+        from ..video.io import PLAYABLE, output_plan
+
         if output is not None and frames_dir is not None:
             raise ValueError("give either -o/--output or --frames-dir, not both")
         dst = frames_dir if frames_dir is not None else (output or src.parent / (src.stem + ".decoded.mp4"))
@@ -234,16 +261,19 @@ def decode_cmd(
         data = src.read_bytes()
         t0 = time.perf_counter()
         with Reporter(err, quiet=quiet) as bar:
-            bar.stage("decoding")
-            clip = decode_video(data, progress=bar, index=None if video is None else video - 1)
-            bar.stage(f"writing {dst.name}")
+            kw = {} if max_pixels is None else {"max_pixels": max_pixels or None}  # 0: no limit
+            # checked now (header, limit); the frames are decoded as the writer takes them
+            clip = decode_video_frames(data, index=None if video is None else video - 1, progress=bar, **kw)
+            bar.stage(f"decoding to {dst.name}" if not to_stdout else "decoding")
             if frames_dir is not None:
                 write_frames(frames_dir, clip, force=force, progress=bar)
             elif to_stdout:  # a .y4m stream, e.g. for `| mpv -` or `| ffmpeg -i - ...`
                 import tempfile
 
                 with tempfile.TemporaryDirectory(prefix="glocal-") as tmp:
-                    write_stdout(write_video(Path(tmp) / "out.y4m", clip, progress=bar).read_bytes())
+                    with open(write_video(Path(tmp) / "out.y4m", clip, progress=bar), "rb") as f:
+                        while chunk := f.read(1 << 22):
+                            write_stdout(chunk)
             else:
                 write_video(dst, clip, force=force, progress=bar, **options)
         secs = time.perf_counter() - t0

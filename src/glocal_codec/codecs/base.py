@@ -5,7 +5,7 @@
 * Optional abilities are explicit protocols, checked with ``isinstance`` (never ``hasattr``):
   :class:`Refinable` (encoder-side latent refinement), :class:`Placeable` (``.to(device)``),
   :class:`VideoCodec` (clips, frame rate and progress keywords), :class:`MultiClip` (several
-  clips in one payload: ``pfnr``).
+  clips in one payload: ``pfnr``), :class:`FrameStreaming` (frame-by-frame video decode).
 * :class:`LatentModel` -- the network contract of a learned image codec, which
   :class:`~glocal_codec.codecs.learned.LearnedImageCodec` runs: its stride, transforms,
   latent coding and rate terms. Nothing outside the model hard-codes a stride.
@@ -16,7 +16,7 @@ Codecs never see file bytes: the API wraps a :class:`Payload` into the ``.glc`` 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Literal, Protocol, Sequence, runtime_checkable
+from typing import TYPE_CHECKING, Callable, Iterator, Literal, Protocol, Sequence, runtime_checkable
 
 if TYPE_CHECKING:  # annotations only: importing the contract (and the registry) never imports torch
     import numpy as np
@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # annotations only: importing the contract (and the registry)
 
 __all__ = [
     "Payload", "Codec", "NO_WEIGHTS", "Refinable", "Placeable", "Uint8Codec", "VideoCodec", "MultiClip", "ClipInfo",
-    "LatentModel", "ExactSynthesis", "FittedEncoder", "ProgressFn", "Rounding", "Rescalable",
+    "LatentModel", "ExactSynthesis", "FittedEncoder", "ProgressFn", "Rounding", "Rescalable", "FrameStreaming",
 ]
 
 #: Weights digest written by codecs that have no weights (classical codecs).
@@ -132,6 +132,16 @@ class VideoCodec(Protocol):
     def encode(self, x: torch.Tensor, quality: int, *, fps=None, progress: ProgressFn | None = None) -> Payload: ...
 
     def decode(self, payload: Payload, *, progress: ProgressFn | None = None) -> torch.Tensor: ...
+
+
+@runtime_checkable
+class FrameStreaming(Protocol):
+    """A video codec that decodes frame by frame (the classical ones): ``decode_frames`` yields the
+    header's ``T`` frames in order as ``H x W x C`` uint8 arrays, the pixels ``decode`` gives, and
+    raises the same errors, possibly after some frames. The video API streams them into the
+    output file, so such a decode holds a few frames, not the clip."""
+
+    def decode_frames(self, payload: Payload, *, progress: ProgressFn | None = None) -> Iterator[np.ndarray]: ...
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,8 @@ Decoding is strict: the stream must start like the expected format; the demuxer'
 frame size must equal the padded size *before* any frame is decoded; every decoded frame must
 be ``yuv420p`` of that size; there must be exactly ``T`` frames (decoding stops at the first
 extra one). Anything else, and any FFmpeg error, is a :class:`CorruptStreamError`.
+``decode_frames`` yields the frames one at a time (``FrameStreaming``): ``video decode`` writes
+them to the output as they come, holding a few frames, not the clip.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from __future__ import annotations
 import io
 import os
 from fractions import Fraction
-from typing import TYPE_CHECKING, Any, ClassVar, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, Iterator, Mapping
 
 import av
 import numpy as np
@@ -192,14 +194,29 @@ class PyAVVideoCodec(VideoCodecBase):
     # -- decode ---------------------------------------------------------------------------
     def decode(self, payload: Payload, *, progress: ProgressFn | None = None) -> torch.Tensor:
         """Decode the stream to ``T x C x H x W`` float in [0, 1] (strict: see the module docs)."""
+        import torch
+
+        frames = list(self.decode_frames(payload, progress=progress))
+        out = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2)
+        return out.to(torch.float32).div_(255.0).contiguous()
+
+    def decode_frames(self, payload: Payload, *, progress: ProgressFn | None = None) -> Iterator[np.ndarray]:
+        """The frames of :meth:`decode` one at a time, as ``H x W x C`` uint8 (the
+        :class:`~glocal_codec.codecs.FrameStreaming` protocol): the stream is checked here, each
+        frame as it is decoded, the frame count at the end."""
         t, c, h, w = self._check_payload(payload)
-        ph, pw = self.padded_size(h, w)
         data = payload.streams[0]
         if not data:
             raise CorruptStreamError(f"{self.name}: the stream is empty")
         if not self._looks_valid(data):
             raise CorruptStreamError(f"{self.name}: the stream does not start like a {self.raw_format} stream")
-        frames: list[np.ndarray] = []
+        return self._frames(data, (t, c, h, w), progress)
+
+    def _frames(self, data: bytes, shape: tuple[int, int, int, int],
+                progress: ProgressFn | None) -> Iterator[np.ndarray]:
+        t, c, h, w = shape
+        ph, pw = self.padded_size(h, w)
+        n = 0
         try:
             with av.open(io.BytesIO(data), "r", format=self.raw_format) as cont:
                 if not cont.streams.video:
@@ -212,7 +229,7 @@ class PyAVVideoCodec(VideoCodecBase):
                     raise CorruptStreamError(
                         f"{self.name}: stream is {cc.width}x{cc.height}, the header implies {pw}x{ph}")
                 for frame in cont.decode(st):
-                    if len(frames) >= t:
+                    if n >= t:
                         raise CorruptStreamError(f"{self.name}: stream holds more than the header's {t} frames")
                     if (frame.width, frame.height) != (pw, ph) or frame.format.name != "yuv420p":
                         raise CorruptStreamError(
@@ -220,21 +237,19 @@ class PyAVVideoCodec(VideoCodecBase):
                             f"expected {pw}x{ph} yuv420p")
                     planes = [np.frombuffer(p, np.uint8).reshape(p.height, p.line_size)[:, : p.width]
                               for p in frame.planes]
-                    frames.append(yuv420_to_rgb(*planes)[:h, :w])
+                    rgb = yuv420_to_rgb(*planes)[:h, :w]
+                    if c == 1:  # the mean of R, G, B, rounded (what float32 mean + round gives)
+                        rgb = np.round(rgb.astype(np.float32).sum(axis=2, keepdims=True) / np.float32(3))
+                    n += 1
+                    yield np.ascontiguousarray(rgb, dtype=np.uint8)
                     if progress is not None:
-                        progress(len(frames), t)
+                        progress(n, t)
         except CorruptStreamError:
             raise
         except Exception as err:  # noqa: BLE001 - anything FFmpeg / PyAV raises on hostile bytes
             raise CorruptStreamError(f"{self.name}: cannot decode the stream: {type(err).__name__}: {err}") from None
-        if len(frames) != t:
-            raise CorruptStreamError(f"{self.name}: stream holds {len(frames)} frames, the header says {t}")
-        import torch
-
-        out = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2)
-        if c == 1:
-            out = out.to(torch.float32).mean(dim=1, keepdim=True).round_()
-        return out.to(torch.float32).div_(255.0).contiguous()
+        if n != t:
+            raise CorruptStreamError(f"{self.name}: stream holds {n} frames, the header says {t}")
 
 
 class X264Codec(PyAVVideoCodec):

@@ -13,17 +13,18 @@ import os
 from fractions import Fraction
 from typing import Union
 
+import numpy as np
 import torch
 
-from ..api import open_container
-from ..bitstream import BitstreamError, Container, CorruptStreamError, LimitError, MediaKind, write_container
+from ..api import MAX_DECODE_PIXELS, check_clip_pixels, open_container
+from ..bitstream import BitstreamError, Container, CorruptStreamError, MediaKind, write_container
 from ..bitstream.video_params import as_fps, pack_video_params, unpack_video_params
-from ..codecs import MultiClip, Payload, Placeable, ProgressFn, VideoCodec, codec_id, open_codec
+from ..codecs import FrameStreaming, MultiClip, Payload, Placeable, ProgressFn, VideoCodec, codec_id, open_codec
 from ..errors import WeightsMissingError
-from .io import VideoClip, read_video
+from .io import FrameStream, VideoClip, read_video
 
-__all__ = ["DEFAULT_VIDEO_CODEC", "VideoLike", "as_clip", "encode_video", "decode_video", "append_video",
-           "list_videos"]
+__all__ = ["DEFAULT_VIDEO_CODEC", "VideoLike", "as_clip", "encode_video", "decode_video", "decode_video_frames",
+           "append_video", "list_videos"]
 
 #: The codec ``glocal-codec video encode`` uses when none is named.
 DEFAULT_VIDEO_CODEC = "x264"
@@ -109,18 +110,9 @@ def list_videos(data: bytes) -> list[tuple[int, int]]:
     return [(container.shape[0], container.shape[1])]
 
 
-def decode_video(data: bytes, *, progress: ProgressFn | None = None, max_pixels: int | None = None,
-                 device: str | None = None, index: int | None = None) -> VideoClip:
-    """Decode a video ``.glc`` file into a :class:`VideoClip` (frames T x C x H x W, fps).
-
-    ``max_pixels`` lowers the container's limit on ``T * H * W`` for this call (the decoded clip
-    takes ``12 * T * H * W`` bytes as float32 RGB), refusing bigger files before decoding.
-    ``index`` picks one video of a file that holds several (``pfnr``; 0-based, in the order they
-    were added; ``None``: the last one, whose shape the header carries).
-    Every bad input is a :class:`~glocal_codec.bitstream.BitstreamError`; a valid *image*
-    file is a ``ValueError`` (decode it with :func:`glocal_codec.decode`), and so is an
-    ``index`` the file does not have.
-    """
+def _open_for_decode(data: bytes, max_pixels: int | None, device: str | None, index: int | None):
+    """(codec, fps, payload, shape) of the video to decode, after every check that needs no decoding:
+    container, ``index``, and the per-clip pixel limit ``T * H * W <= max_pixels``."""
     container, codec, fps, payload = _open_video(data)
     shape = tuple(container.shape)
     if index is not None:
@@ -128,11 +120,28 @@ def decode_video(data: bytes, *, progress: ProgressFn | None = None, max_pixels:
         if not 0 <= index < len(videos):
             raise ValueError(f"the file holds {len(videos)} video(s); there is no video {index + 1}")
         shape = (*videos[index], *shape[2:])
-    t, c, h, w = shape
-    if max_pixels is not None and t * h * w > max_pixels:
-        raise LimitError(f"clip of {t} frames of {w}x{h} has more than the {max_pixels} pixels allowed")
+    check_clip_pixels(shape[0], shape[2], shape[3], max_pixels)
     if device is not None and isinstance(codec, Placeable):
         codec.to(device)
+    return codec, fps, payload, shape
+
+
+def decode_video(data: bytes, *, progress: ProgressFn | None = None, max_pixels: int | None = MAX_DECODE_PIXELS,
+                 device: str | None = None, index: int | None = None) -> VideoClip:
+    """Decode a video ``.glc`` file into a :class:`VideoClip` (frames T x C x H x W, fps).
+
+    ``max_pixels`` is a per-clip limit on ``T * H * W``, checked from the header before anything
+    is decoded (a :class:`~glocal_codec.bitstream.LimitError`): by default
+    :data:`glocal_codec.MAX_DECODE_PIXELS`, the image limit, since the decoded clip takes
+    ``12 * T * H * W`` bytes as float32 RGB; ``None`` (or 0) leaves only the container's limit.
+    To write a long clip to a file, :func:`decode_video_frames` holds one frame at a time.
+    ``index`` picks one video of a file that holds several (``pfnr``; 0-based, in the order they
+    were added; ``None``: the last one, whose shape the header carries).
+    Every bad input is a :class:`~glocal_codec.bitstream.BitstreamError`; a valid *image*
+    file is a ``ValueError`` (decode it with :func:`glocal_codec.decode`), and so is an
+    ``index`` the file does not have.
+    """
+    codec, fps, payload, shape = _open_for_decode(data, max_pixels, device, index)
     try:
         if index is not None and isinstance(codec, MultiClip):
             x = codec.decode_clip(payload, index, progress=progress)
@@ -146,6 +155,51 @@ def decode_video(data: bytes, *, progress: ProgressFn | None = None, max_pixels:
         got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
         raise CorruptStreamError(f"{codec.name} decoded {got}, the header says {shape}")
     return VideoClip(x, fps, None)
+
+
+def decode_video_frames(data: bytes, *, progress: ProgressFn | None = None,
+                        max_pixels: int | None = MAX_DECODE_PIXELS, device: str | None = None,
+                        index: int | None = None) -> FrameStream:
+    """:func:`decode_video` as a :class:`~glocal_codec.video.io.FrameStream`: ``H x W x C`` uint8
+    frames decoded while they are consumed (by :func:`~glocal_codec.video.write_video` or
+    :func:`~glocal_codec.video.write_frames`), for writing a clip to a file without holding it.
+
+    The header and ``max_pixels`` are checked now; a damaged stream raises its
+    :class:`~glocal_codec.bitstream.BitstreamError` while the frames are read (possibly after
+    some of them). Codecs that decode frame by frame (:class:`~glocal_codec.codecs.FrameStreaming`:
+    ``x264``, ``x265``, ``av1``) hold a few frames; the others (the neural representations
+    ``hnerv``, ``nirvana``, ``pfnr``, which render the clip at once) decode the whole clip when
+    the first frame is asked for, as :func:`decode_video` does.
+    """
+    codec, fps, payload, shape = _open_for_decode(data, max_pixels, device, index)
+    t, c, h, w = shape
+    streaming = isinstance(codec, FrameStreaming) and not (index is not None and isinstance(codec, MultiClip))
+
+    def frames():
+        if not streaming:
+            from ..yuv import to_uint8_frames
+
+            x = decode_video(data, progress=progress, max_pixels=None, device=None, index=index).frames
+            for i in range(t):
+                f = to_uint8_frames(x[i: i + 1])[0]
+                yield f[:, :, :1] if c == 1 else f
+            return
+        n = 0
+        try:
+            for f in codec.decode_frames(payload, progress=progress):
+                if not isinstance(f, np.ndarray) or f.shape != (h, w, c) or f.dtype != np.uint8:
+                    got = (f.dtype, f.shape) if isinstance(f, np.ndarray) else type(f).__name__
+                    raise CorruptStreamError(f"{codec.name} decoded a frame {got}, the header says uint8 {(h, w, c)}")
+                n += 1
+                yield f
+        except (BitstreamError, WeightsMissingError):
+            raise
+        except Exception as err:  # noqa: BLE001 - a crafted payload with a valid CRC gets here
+            raise CorruptStreamError(f"{codec.name}: the payload cannot be decoded ({type(err).__name__}: {err})") from None
+        if n != t:
+            raise CorruptStreamError(f"{codec.name} decoded {n} frames, the header says {t}")
+
+    return FrameStream(frames(), t, c, h, w, fps)
 
 
 def append_video(data: bytes, clip: VideoLike, *, start: int = 0, max_frames: int | None = None,

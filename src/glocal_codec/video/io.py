@@ -34,6 +34,8 @@ folder   PNG frames (:func:`write_frames`), bit-exact
 one repeated column or row. It is what ``glocal-codec video decode`` writes by default
 (``--lossless`` for the bit-exact RGB / FFV1 files above).
 
+Both take a :class:`VideoClip` or a :class:`FrameStream` (frames decoded while they are
+written, so memory holds one frame, not the clip: ``glocal-codec video decode``).
 Every write is atomic (a temporary file in the same folder, then a rename) and refuses to
 replace an existing file unless ``force``. PyAV is imported only when a video file is read or
 written, so folders of frames work without it.
@@ -50,13 +52,14 @@ from typing import Callable, Iterator
 
 import numpy as np
 import torch
-from ..imageio import UnsupportedImageError, load_image, to_pil, write_image
+from ..imageio import UnsupportedImageError, from_array, load_image, to_pil, write_image
 from ..util import atomic_write
 from ..yuv import pack_i420, rgb_to_yuv420, rgb_to_yuv444, to_uint8_frames
 from ..bitstream.video_params import DEFAULT_FPS, as_fps
 
 __all__ = [
     "VideoClip",
+    "FrameStream",
     "UnsupportedVideoError",
     "FRAME_SUFFIXES",
     "VIDEO_SUFFIXES",
@@ -127,6 +130,24 @@ class VideoClip:
     def __repr__(self) -> str:
         return (f"VideoClip({self.num_frames} x {self.channels} x {self.height} x {self.width}, "
                 f"fps={self.fps}, source={self.source!r})")
+
+
+@dataclass
+class FrameStream:
+    """A clip that is decoded while it is written (``glocal_codec.video.decode_video_frames``):
+    ``frames`` yields the ``num_frames`` frames in order, each an ``H x W x C`` uint8 array
+    (C = ``channels``), and can be iterated once. :func:`write_video` and :func:`write_frames`
+    take it like a :class:`VideoClip`, holding one frame at a time instead of the clip."""
+
+    frames: Iterator[np.ndarray]
+    num_frames: int
+    channels: int
+    height: int
+    width: int
+    fps: Fraction = field(default=DEFAULT_FPS)
+
+    def __len__(self) -> int:
+        return self.num_frames
 
 
 # --------------------------------------------------------------------------------------------
@@ -272,17 +293,26 @@ def read_video(path: str | os.PathLike, *, start: int = 0, max_frames: int | Non
 # writing
 
 
-def _as_clip(clip: VideoClip | torch.Tensor, fps: float | Fraction | None = None) -> VideoClip:
+def _as_clip(clip: VideoClip | FrameStream | torch.Tensor,
+             fps: float | Fraction | None = None) -> VideoClip | FrameStream:
+    if isinstance(clip, FrameStream):
+        return clip if fps is None else FrameStream(clip.frames, clip.num_frames, clip.channels, clip.height,
+                                                    clip.width, as_fps(fps))
     if isinstance(clip, VideoClip):
         return clip if fps is None else VideoClip(clip.frames, as_fps(fps), clip.source)
     if isinstance(clip, torch.Tensor):
         return VideoClip(clip, as_fps(fps))
-    raise TypeError(f"expected a VideoClip or a T x C x H x W tensor, got {type(clip).__name__}")
+    raise TypeError(f"expected a VideoClip, a FrameStream or a T x C x H x W tensor, got {type(clip).__name__}")
 
 
-def _iter_frames(arr: np.ndarray) -> Iterator[np.ndarray]:
-    for i in range(arr.shape[0]):
-        yield arr[i]
+def _rgb_frames(clip: VideoClip | FrameStream) -> Iterator[np.ndarray]:
+    """The frames of ``clip`` one at a time as ``H x W x 3`` uint8 (gray replicated to RGB)."""
+    if isinstance(clip, FrameStream):
+        for frame in clip.frames:
+            yield np.repeat(frame, 3, axis=2) if frame.shape[2] == 1 else frame
+        return
+    for i in range(clip.num_frames):
+        yield to_uint8_frames(clip.frames[i: i + 1])[0]
 
 
 def output_plan(suffix: str, lossless: bool, pix_fmt: str | None, crf: int) -> tuple[str, str, str, dict[str, str]]:
@@ -315,14 +345,15 @@ PLAYABLE_CRF = 18
 PLAYABLE: dict[str, object] = {"lossless": False, "pix_fmt": "yuv420p", "crf": PLAYABLE_CRF, "pad_odd": True}
 
 
-def write_video(path: str | os.PathLike, clip: VideoClip | torch.Tensor, *, fps: float | Fraction | None = None,
+def write_video(path: str | os.PathLike, clip: VideoClip | FrameStream | torch.Tensor, *, fps: float | Fraction | None = None,
                 lossless: bool = True, crf: int = 12, pix_fmt: str | None = None, force: bool = False,
                 progress: ProgressFn | None = None, pad_odd: bool = False) -> Path:
     """Write a clip to ``.mp4`` / ``.mov`` / ``.mkv`` / ``.y4m`` (table in the module docs).
 
     Odd frame sizes are fine for the lossless RGB formats and ``yuv444p``; ``yuv420p`` output
     needs an even size: an odd one is an error, or with ``pad_odd`` padded by repeating the
-    last column / row. Returns the path written.
+    last column / row. A :class:`FrameStream` is written as it is decoded, one frame in memory;
+    if it fails part-way nothing is left behind. Returns the path written.
     """
     import av
 
@@ -333,13 +364,13 @@ def write_video(path: str | os.PathLike, clip: VideoClip | torch.Tensor, *, fps:
     if path.exists() and not force:
         raise FileExistsError(f"{path} exists; pass --force to overwrite it")
     muxer, encoder, pf, options = output_plan(path.suffix.lower(), lossless, pix_fmt, crf)
-    arr = to_uint8_frames(clip.frames)
-    t, h, w, _ = arr.shape
+    t, h, w = clip.num_frames, clip.height, clip.width
+    pad = (0, 0)
     if pf == "yuv420p" and (h % 2 or w % 2):
         if not pad_odd:
             raise ValueError(f"yuv420p needs an even frame size, got {w}x{h}")
-        arr = np.pad(arr, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")
-        t, h, w, _ = arr.shape
+        pad = (h % 2, w % 2)
+        h, w = h + pad[0], w + pad[1]
 
     def write(tmp: str) -> None:
         with av.open(tmp, "w", format=muxer) as out:
@@ -351,7 +382,9 @@ def write_video(path: str | os.PathLike, clip: VideoClip | torch.Tensor, *, fps:
                 stream.codec_context.color_range = 1  # MPEG / limited
                 stream.codec_context.colorspace = 6  # SMPTE 170M (BT.601)
             stream.options = options
-            for i, frame in enumerate(_iter_frames(arr)):
+            for i, frame in enumerate(_rgb_frames(clip)):
+                if pad != (0, 0):
+                    frame = np.pad(frame, ((0, pad[0]), (0, pad[1]), (0, 0)), mode="edge")
                 if pf == "yuv444p":
                     planes = np.stack(rgb_to_yuv444(frame))
                     vf = av.VideoFrame.from_ndarray(planes, format="yuv444p")
@@ -377,13 +410,14 @@ def write_video(path: str | os.PathLike, clip: VideoClip | torch.Tensor, *, fps:
     return path
 
 
-def write_frames(folder: str | os.PathLike, clip: VideoClip | torch.Tensor, *, pattern: str = "{:05d}.png",
+def write_frames(folder: str | os.PathLike, clip: VideoClip | FrameStream | torch.Tensor, *, pattern: str = "{:05d}.png",
                  first_index: int = 0, force: bool = False, progress: ProgressFn | None = None) -> list[Path]:
     """Write every frame as a PNG into ``folder`` (created if missing; its parent must exist).
 
     Frame ``i`` goes to ``pattern.format(first_index + i)``. Before anything is written, every
     target name is checked: an existing file is refused unless ``force`` (so a refused call
-    leaves the folder as it was). Each frame is written atomically.
+    leaves the folder as it was). Each frame is written atomically; a :class:`FrameStream` that
+    fails part-way (a damaged file) removes the frames this call created.
     """
     clip = _as_clip(clip)
     folder = Path(folder)
@@ -403,10 +437,27 @@ def write_frames(folder: str | os.PathLike, clip: VideoClip | torch.Tensor, *, p
         if taken:
             more = f" (and {len(taken) - 1} more)" if len(taken) > 1 else ""
             raise FileExistsError(f"{taken[0]} exists{more}; pass --force to overwrite")
+    existed = folder.exists()
     folder.mkdir(exist_ok=True)
-    for i, name in enumerate(names):
-        write_image(name, to_pil(clip.frames[i]), force=force, fmt="PNG")
-        if progress is not None:
-            progress(i + 1, clip.num_frames)
+    frames = clip.frames if isinstance(clip, FrameStream) else (clip.frames[i] for i in range(clip.num_frames))
+    made: list[Path] = []
+    try:
+        for i, (name, frame) in enumerate(zip(names, frames)):
+            new = not name.exists()
+            write_image(name, from_array(frame) if isinstance(frame, np.ndarray) else to_pil(frame), force=force,
+                        fmt="PNG")
+            if new:
+                made.append(name)
+            if progress is not None:
+                progress(i + 1, clip.num_frames)
+    except BaseException:  # a stream that fails part-way (a damaged file) leaves no frames of this call
+        for name in made:
+            name.unlink(missing_ok=True)
+        if not existed:
+            try:
+                folder.rmdir()
+            except OSError:
+                pass
+        raise
     return names
 
