@@ -13,12 +13,13 @@ matching, highest IoU first, a match needs IoU >= 0.5). The matching uses hyster
 trackers do: a ground-truth face counts as found when a cluster of more than 2 hits covers it,
 and a false detection is a full detection (> 5 hits) that covers no ground-truth face.
 Without it, the borderline faces Kodak has (6 or 7 hits) flip in and out under changes far
-below what anyone sees (JPEG at 41 dB lost 3 of 8 faces in a trial), and the score measured the
-threshold rather than the codec. An original scores 1 by construction.
-This favours codecs that keep what *this detector* sees (including its false positives on
-texture), not necessarily the real faces. An image where neither finds a face scores 1 (nothing
-was lost); over many images the counts are pooled (micro F1 = 2 TP / (2 TP + FP + FN)), so images
-without faces only count through false detections.
+below what anyone sees (JPEG at 39-41 dB lost 3 of 8 faces in a trial), and the score measured
+the threshold rather than the codec. An original scores 1 by construction.
+
+Pseudo ground truth favours codecs that keep what *this detector* sees (including its false
+positives on texture), not necessarily the real faces. An image where neither finds a face
+scores 1 (nothing was lost); over many images the counts are pooled (micro F1 = 2 TP / (2 TP +
+FP + FN)), so images without faces only count through false detections.
 """
 
 from __future__ import annotations
