@@ -73,7 +73,7 @@ def test_video_bpp_is_bits_per_pixel_per_frame(name: str, monkeypatch: pytest.Mo
     for attr in ("epochs",):  # the implicit-neural-representation codecs: one fitting epoch is enough here
         if hasattr(c, attr):
             monkeypatch.setattr(c, attr, 1)
-    t, h, w = 3, 32, 48
+    t, h, w = 3, 48, 64
     g = np.random.default_rng(0)
     base = np.linspace(0, 1, w)[None, None, :] * np.linspace(0.3, 1, h)[None, :, None]
     frames = torch.tensor(np.clip(base[:, None] + 0.05 * g.standard_normal((t, 3, h, w)), 0, 1), dtype=torch.float32)
