@@ -154,3 +154,26 @@ def test_warmup_needs_init_from():
 
     with pytest.raises(ValueError, match="init-from"):
         TrainConfig(codec="gblsr", data=[], out="x", warmup_steps=5)
+
+
+def test_cli_eval_scale_writes_a_report(tmp_path: Path):
+    """``eval --scale 2 --images DIR``: records for the render and the bicubic baseline, resumable."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from glocal_codec.cli.app import app
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    to_pil(_photo(64, 96)).save(folder / "a.png")
+    args = ["eval", "--images", str(folder), "--codec", "gblsr", "-q", "1", "--scale", "2", "--no-lpips",
+            "--report", str(tmp_path / "r")]
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output
+    rec = json.loads((tmp_path / "r" / "results.json").read_text())["records"]
+    assert len(rec) == 1 and rec[0]["scale"] == 2.0 and rec[0]["psnr"] is not None and rec[0]["psnr_bicubic"] > 10
+    assert rec[0]["bpp"] == pytest.approx(8 * rec[0]["bytes"] / (32 * 48))
+    assert (tmp_path / "r" / "summary.md").is_file()
+    r = CliRunner().invoke(app, args)  # resumed: nothing to do, same single record
+    assert r.exit_code == 0 and len(json.loads((tmp_path / "r" / "results.json").read_text())["records"]) == 1

@@ -146,7 +146,7 @@ def _eval_scaled(dataset: Optional[str], images: Optional[Path], data_dir: Optio
         if (dataset is None) == (images is None):
             raise ValueError("give exactly one of --dataset NAME or --images FOLDER with --scale")
         ds = image_folder(images) if images is not None else load_dataset(dataset, data_dir)  # type: ignore[arg-type]
-        paths = list(ds.images[:limit] if limit else ds.images)
+        paths = [e.path for e in (ds.images[:limit] if limit else ds.images)]
         folder = report or Path("reports") / f"{ds.name}-sr{scale:g}"
         records = [] if fresh else load_sr_records(folder / "results.json")
         with Reporter(_err(), transient=False) as bar:

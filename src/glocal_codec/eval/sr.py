@@ -48,7 +48,7 @@ def _downsample(x, scale: float):
     h, w = x.shape[-2:]
     img = to_pil(x)
     small = img.resize((max(1, round(w / scale)), max(1, round(h / scale))), Image.Resampling.BICUBIC)
-    return to_tensor(small)
+    return to_tensor(small)[0]
 
 
 def _upscale(x, height: int, width: int):
@@ -56,7 +56,7 @@ def _upscale(x, height: int, width: int):
 
     from ..imageio import to_pil, to_tensor
 
-    return to_tensor(to_pil(x).resize((width, height), Image.Resampling.BICUBIC))
+    return to_tensor(to_pil(x).resize((width, height), Image.Resampling.BICUBIC))[0]
 
 
 def evaluate_scaled(images: Iterable[Path], codec: str, qualities: Iterable[int], scale: float, *,
