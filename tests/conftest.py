@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from glocal_codec.codecs.base import LevelFacts
 from glocal_codec.train.loop import build_model, model_config, trainable_codecs
 from glocal_codec.weights import WEIGHTS_DIR, load_manifest, save_state, update_manifest
 
@@ -54,9 +55,10 @@ def _prepare_weights() -> None:
         model = build_model(codec, cfg).eval()
         model.build_tables()
         sha = save_state(dict(model.state_dict()), tmp / f"{codec}.safetensors")
-        update_manifest(codec, {"file": f"{codec}.safetensors", "sha256": sha,
-                                "config": asdict(cfg),
-                                "untrained": True}, tmp)
+        entry = {"file": f"{codec}.safetensors", "sha256": sha, "config": asdict(cfg), "untrained": True}
+        if isinstance(model, LevelFacts):  # as export writes them
+            entry["level_facts"] = {str(q + 1): model.level_facts(q) for q in range(cfg.levels)}
+        update_manifest(codec, entry, tmp)
         UNTRAINED.add(codec)
     os.environ["GLOCAL_CODEC_WEIGHTS"] = str(tmp)
 

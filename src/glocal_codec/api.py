@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import io
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any, Callable, Union
 
@@ -93,6 +93,9 @@ class FileInfo:
     weights_digest: str
     weights_match: bool | None  # None: the codec has no weights or they are not installed
     fps: Fraction | None = None  # video only: the frame rate stored in the file
+    #: Codec-specific facts of the file's quality level (``mcquic``: levels, codebooks), from
+    #: the weights manifest; empty unless the file's weights are the installed ones.
+    details: dict[str, str] = field(default_factory=dict)
 
     @property
     def frames(self) -> int:
@@ -437,6 +440,11 @@ def read_info(data: GlcLike) -> FileInfo:
         from .bitstream.video_params import unpack_video_params
 
         fps = unpack_video_params(container.params)[0]
+    details: dict[str, str] = {}
+    if match:
+        from .weights import manifest_entry
+
+        details = dict(manifest_entry(name).get("level_facts", {}).get(str(container.quality), {}))
     return FileInfo(
         codec=name,
         codec_id=container.codec_id,
@@ -450,4 +458,5 @@ def read_info(data: GlcLike) -> FileInfo:
         weights_digest=container.weights_digest.hex(),
         weights_match=match,
         fps=fps,
+        details=details,
     )

@@ -422,6 +422,8 @@ def _info_dict(src: Path, i: Any) -> dict[str, Any]:
         d.update(frames=i.frames, fps=float(i.fps) if i.fps else None, fps_exact=str(i.fps) if i.fps else None)
     else:
         d.update(channels=i.shape[0], height=i.shape[1], width=i.shape[2])
+    if i.details:
+        d["details"] = dict(i.details)
     return d
 
 
@@ -449,6 +451,7 @@ def info(
         ("media", i.media), ("shape (T,C,H,W)" if i.media == "video" else "shape (C,H,W)", "x".join(map(str, i.shape))),
         ("quality", str(i.quality)), ("bytes", f"{i.bytes} (header {i.header_bytes})"), ("bpp", f"{i.bpp:.4f}"),
         ("weights digest", f"{i.weights_digest} ({match})"),
+        *i.details.items(),
     ]
     for k, v in rows:
         t.add_row(k, escape(v))

@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # annotations only: importing the contract (and the registry)
 
 __all__ = [
     "Payload", "Codec", "NO_WEIGHTS", "Refinable", "Placeable", "Uint8Codec", "VideoCodec", "MultiClip", "ClipInfo",
-    "LatentModel", "ExactSynthesis", "FittedEncoder", "ProgressFn", "Rounding", "Rescalable", "FrameStreaming",
+    "LatentModel", "RefinableLatentModel", "LevelFacts", "ExactSynthesis", "FittedEncoder", "ProgressFn", "Rounding", "Rescalable", "FrameStreaming",
 ]
 
 #: Weights digest written by codecs that have no weights (classical codecs).
@@ -181,7 +181,6 @@ class LatentModel(Protocol):
     * ``analysis(x, q)`` / ``synthesis(y_hat, q)`` -- the transforms at quality index ``q``;
     * ``latents(y, q)`` -- every latent the coder sends, ``y`` first (e.g. ``[y, z]``);
     * ``compress(latents, q)`` -> streams; ``decompress(streams, y_shape, q)`` -> ``y_hat``;
-    * ``rd_terms(latents, rounding, q)`` -> (bits, reconstruction), differentiable, for refinement;
     * ``build_tables()`` -- freeze densities into coding tables after training.
     """
 
@@ -201,9 +200,25 @@ class LatentModel(Protocol):
 
     def decompress(self, streams: list[bytes], shape: tuple[int, ...], q: int) -> torch.Tensor: ...
 
+    def build_tables(self) -> None: ...
+
+
+@runtime_checkable
+class RefinableLatentModel(LatentModel, Protocol):
+    """A :class:`LatentModel` whose latents have a differentiable rate, so the encoder can refine
+    them (:class:`~.learned.LearnedImageCodec`, ``encode --refine N``):
+    ``rd_terms(latents, rounding, q)`` -> (bits, reconstruction), differentiable."""
+
     def rd_terms(self, latents: list[torch.Tensor], rounding: Rounding, q: int) -> tuple[torch.Tensor, torch.Tensor]: ...
 
-    def build_tables(self) -> None: ...
+
+@runtime_checkable
+class LevelFacts(Protocol):
+    """A :class:`LatentModel` that describes the structure of each quality level (``mcquic``:
+    levels, codebooks, codebook sizes). Export writes the facts into the weights manifest, so
+    ``glocal-codec info`` shows them for a file without importing the model."""
+
+    def level_facts(self, q: int) -> dict[str, str]: ...
 
 
 @runtime_checkable

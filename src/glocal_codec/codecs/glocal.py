@@ -422,7 +422,7 @@ class GlocalModel(nn.Module):
         scales = torch.cat([torch.where(a[0], a[2], b[2]) for a, b in zip(seen[::2], seen[1::2])], dim=1)
         _, y_lik = self.gaussian(y, scales, means=means)
         x_hat = self.synthesis(y_hat, q)[..., :h, :w]
-        return GlocalResult(x_hat, {"y": y_lik, "z": z_lik}, y_hat)
+        return GlocalResult(x_hat, {"y": y_lik, "z": z_lik}, y_hat=y_hat)
 
     # -- real bits ---------------------------------------------------------------------------
     def _hyper64(self, z_sym: np.ndarray, size: tuple[int, int]) -> torch.Tensor:

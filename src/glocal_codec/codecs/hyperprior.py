@@ -16,7 +16,7 @@ coding goes through :mod:`glocal_codec.entropy` (constriction).
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -71,10 +71,17 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class ForwardResult:
-    """Training-time output: reconstruction and the likelihood of each latent."""
+    """Training-time output: reconstruction and the likelihood of each latent.
+
+    ``aux_loss`` is a further term the model adds to the rate-distortion loss (``mcquic``'s
+    codebook commitment); ``stats`` are numbers the training log averages and prints with the
+    loss (``mcquic``'s codebook usage).
+    """
 
     x_hat: torch.Tensor
     likelihoods: dict[str, torch.Tensor]
+    aux_loss: torch.Tensor | None = None
+    stats: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

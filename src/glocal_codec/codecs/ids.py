@@ -81,7 +81,9 @@ CODEC_TABLE: tuple[CodecRow, ...] = (
         "image", "SwinV2 window + global-token attention transforms, channel/checkerboard context (S2LIC-style), "
         "variable rate; trained by this project", _levels(6), 4, refinable=True, weights=True)),
     CodecRow("clc", 19, None),
-    CodecRow("mcquic", 20, None),
+    CodecRow("mcquic", 20, "mcquic:McquicCodec", Listing(
+        "image", "McQuic-style multi-codebook VQ, 1/64-1/32-1/16 cascade, parallel categorical prior; one model, "
+        "levels = 1/16 stages; trained by this project", _levels(3), 2, weights=True)),
     CodecRow("vq", 21, None),
     CodecRow("gblsr", 22, "gblsr:GblsrCodec", Listing(
         "image", "GB-LSR spectral synthesis on msh: decode at any scale (--scale); trained by this project",

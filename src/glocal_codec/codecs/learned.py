@@ -27,10 +27,10 @@ from ..bitstream.errors import CorruptStreamError
 from ..engine import crop, pad_to_multiple, refine_latents, refine_tiled, resolve_device, tiled_apply
 from ..errors import WeightsMissingError
 from ..weights import load_state, manifest_entry, quality_levels, weights_digest, weights_path
-from .base import ExactSynthesis, LatentModel, Payload, ProgressFn
+from .base import ExactSynthesis, LatentModel, Payload, ProgressFn, RefinableLatentModel
 from .hyperprior import LAMBDAS, FactorizedPrior, MeanScaleHyperprior, ModelConfig
 
-__all__ = ["LearnedImageCodec", "FactorizedCodec", "MshCodec", "TILE_PIXELS"]
+__all__ = ["LatentCodec", "LearnedImageCodec", "FactorizedCodec", "MshCodec", "TILE_PIXELS"]
 
 #: Images with more pixels than this are run through the transforms tile by tile.
 TILE_PIXELS = 1024 * 1024
@@ -47,17 +47,20 @@ def _up(v: int, m: int) -> int:
     return -(-v // m) * m
 
 
-class LearnedImageCodec:
+class LatentCodec:
     """Base for learned image codecs: runs a :class:`~glocal_codec.codecs.base.LatentModel`.
 
-    Implements :class:`~glocal_codec.codecs.Codec`, :class:`~glocal_codec.codecs.Refinable`
-    and :class:`~glocal_codec.codecs.Placeable`.
+    Implements :class:`~glocal_codec.codecs.Codec` and :class:`~glocal_codec.codecs.Placeable`;
+    :class:`LearnedImageCodec` adds encoder-side refinement for models whose latents have a
+    differentiable rate (``mcquic``'s codebook indices have none, so it derives from this one).
     """
 
     name: str
     media: Literal["image"] = "image"
     description: str = ""
     model_class: type
+    #: The protocol the model must follow (checked when the weights are loaded).
+    contract: type = LatentModel
 
     def __init__(self, device: str | torch.device | None = None) -> None:
         self.device = resolve_device(device)
@@ -66,7 +69,7 @@ class LearnedImageCodec:
         self._lock = threading.Lock()
         self.qualities, self.default_quality = quality_levels(self.name, ModelConfig().levels)
 
-    def to(self, device: str | torch.device) -> "LearnedImageCodec":
+    def to(self, device: str | torch.device) -> "LatentCodec":
         """Run the transforms on ``device`` (the entropy parameters always stay on the CPU)."""
         dev = resolve_device(device)
         with self._lock:
@@ -106,8 +109,8 @@ class LearnedImageCodec:
                 with torch.inference_mode(False):
                     model = self.model_class(config_class(**cfg))
                     model.load_state_dict(load_state(self.weights_file))
-                    if not isinstance(model, LatentModel):
-                        raise TypeError(f"{self.model_class.__name__} does not follow the LatentModel contract")
+                    if not isinstance(model, self.contract):
+                        raise TypeError(f"{self.model_class.__name__} does not follow the {self.contract.__name__} contract")
                     self._model = model.to(self.device).eval().requires_grad_(False)
             return self._model
 
@@ -133,19 +136,11 @@ class LearnedImageCodec:
         return tiled_apply(fn, x, scale=ds, tile=tile // ds, halo=halo // ds)
 
     @torch.inference_mode()
-    def encode(self, x: torch.Tensor, quality: int, *, refine: int = 0) -> Payload:
-        """Encode ``x``; ``refine`` > 0 runs that many latent-refinement steps first
-        (:mod:`glocal_codec.engine.refine`: slower encode, same decoder, same file format)."""
-        return self._encode(x, quality, refine)
-
-    def encode_refined(self, x: torch.Tensor, quality: int, steps: int, *,
-                       progress: ProgressFn | None = None) -> Payload:
-        """:class:`~glocal_codec.codecs.Refinable`: ``steps`` latent-refinement steps, then code;
-        ``progress(done, steps, stats)`` after each step (tile by tile: over all tiles' steps)."""
-        with torch.inference_mode():
-            return self._encode(x, quality, steps, progress)
+    def encode(self, x: torch.Tensor, quality: int) -> Payload:
+        return self._encode(x, quality, 0)
 
     def _encode(self, x: torch.Tensor, quality: int, refine: int, progress: ProgressFn | None = None) -> Payload:
+        # refine > 0 only ever comes from LearnedImageCodec, which has the _refined_* methods
         q = self._check_quality(quality)
         if refine < 0:
             raise ValueError(f"refine must be >= 0 steps, got {refine}")
@@ -168,6 +163,48 @@ class LearnedImageCodec:
         else:
             streams = model.compress(model.latents(y, q), q)
         return Payload(shape=(c, h, w), quality=quality, streams=tuple(streams))
+
+    @torch.inference_mode()
+    def decode(self, payload: Payload) -> torch.Tensor:
+        q = self._check_quality(payload.quality)
+        c, h, w = payload.shape
+        model = self.model
+        m, ds = int(model.pad_multiple), int(model.downsample)
+        latent = (1, int(model.latent_channels), _up(h, m) // ds, _up(w, m) // ds)
+        if payload.params:  # the learned image codecs write none; extra header bytes mean a damaged file
+            raise CorruptStreamError(f"{self.name} files carry no codec parameters, found {len(payload.params)} bytes")
+        if len(payload.streams) != model.n_streams:
+            raise CorruptStreamError(f"{self.name} expects {model.n_streams} streams, got {len(payload.streams)}")
+        y_hat = model.decompress(list(payload.streams), latent, q).to(self.device)
+        # the fixed-point synthesis where the model has one: the same pixels on every machine
+        synth = model.synthesis_exact if isinstance(model, ExactSynthesis) else model.synthesis
+        x_hat = self._transform(lambda t: synth(t, q), y_hat, analysis=False)
+        x_hat = crop(x_hat, h, w).clamp_(0, 1)
+        if c == 1:
+            # back to one channel: the mean of the three (the network sees gray as R=G=B)
+            x_hat = x_hat.mean(dim=1, keepdim=True)
+        return x_hat.float().cpu()
+
+
+class LearnedImageCodec(LatentCodec):
+    """A :class:`LatentCodec` whose model also follows
+    :class:`~glocal_codec.codecs.base.RefinableLatentModel`: implements
+    :class:`~glocal_codec.codecs.Refinable` (encoder-side latent refinement)."""
+
+    contract = RefinableLatentModel
+
+    @torch.inference_mode()
+    def encode(self, x: torch.Tensor, quality: int, *, refine: int = 0) -> Payload:
+        """Encode ``x``; ``refine`` > 0 runs that many latent-refinement steps first
+        (:mod:`glocal_codec.engine.refine`: slower encode, same decoder, same file format)."""
+        return self._encode(x, quality, refine)
+
+    def encode_refined(self, x: torch.Tensor, quality: int, steps: int, *,
+                       progress: ProgressFn | None = None) -> Payload:
+        """:class:`~glocal_codec.codecs.Refinable`: ``steps`` latent-refinement steps, then code;
+        ``progress(done, steps, stats)`` after each step (tile by tile: over all tiles' steps)."""
+        with torch.inference_mode():
+            return self._encode(x, quality, steps, progress)
 
     def _refined_streams(self, xin: torch.Tensor, y: torch.Tensor, q: int, h: int, w: int,
                          steps: int, progress: ProgressFn | None = None) -> list[bytes]:
@@ -225,27 +262,6 @@ class LearnedImageCodec:
             return bits, ((x_hat[..., :ref.shape[-2], :ref.shape[-1]] - ref) ** 2).sum()
 
         return window_objective
-
-    @torch.inference_mode()
-    def decode(self, payload: Payload) -> torch.Tensor:
-        q = self._check_quality(payload.quality)
-        c, h, w = payload.shape
-        model = self.model
-        m, ds = int(model.pad_multiple), int(model.downsample)
-        latent = (1, int(model.latent_channels), _up(h, m) // ds, _up(w, m) // ds)
-        if payload.params:  # the learned image codecs write none; extra header bytes mean a damaged file
-            raise CorruptStreamError(f"{self.name} files carry no codec parameters, found {len(payload.params)} bytes")
-        if len(payload.streams) != model.n_streams:
-            raise CorruptStreamError(f"{self.name} expects {model.n_streams} streams, got {len(payload.streams)}")
-        y_hat = model.decompress(list(payload.streams), latent, q).to(self.device)
-        # the fixed-point synthesis where the model has one: the same pixels on every machine
-        synth = model.synthesis_exact if isinstance(model, ExactSynthesis) else model.synthesis
-        x_hat = self._transform(lambda t: synth(t, q), y_hat, analysis=False)
-        x_hat = crop(x_hat, h, w).clamp_(0, 1)
-        if c == 1:
-            # back to one channel: the mean of the three (the network sees gray as R=G=B)
-            x_hat = x_hat.mean(dim=1, keepdim=True)
-        return x_hat.float().cpu()
 
 
 class FactorizedCodec(LearnedImageCodec):

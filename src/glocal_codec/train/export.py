@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 
+from ..codecs.base import LevelFacts
 from ..codecs.hyperprior import LAMBDAS
 from ..weights import save_state, update_manifest, weights_base
 from .checkpoint import load_checkpoint
@@ -54,6 +55,8 @@ def export_checkpoint(checkpoint: Path, codec: str, out_dir: Path | None = None,
             "machine": f"{platform.machine()} {platform.system()}",
         },
     }
+    if isinstance(model, LevelFacts):  # what `glocal-codec info` shows per level, without the model
+        entry["level_facts"] = {str(q + 1): model.level_facts(q) for q in range(cfg.levels)}
     entry.update(notes or {})
     update_manifest(codec, entry, out_dir)
     return path

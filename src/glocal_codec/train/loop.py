@@ -27,7 +27,7 @@ import torch
 
 from ..codecs import codec_class, codec_names
 from ..codecs.hyperprior import LAMBDAS, ModelConfig, RescaledResult
-from ..codecs.learned import LearnedImageCodec
+from ..codecs.learned import LatentCodec
 from .checkpoint import load_checkpoint
 from .data import CropSampler, find_images
 from ..util import atomic_write
@@ -43,7 +43,7 @@ def _learned(name: str) -> type | None:
         cls = codec_class(name)
     except ValueError:  # unknown or unavailable codec
         return None
-    return cls if isinstance(cls, type) and issubclass(cls, LearnedImageCodec) else None
+    return cls if isinstance(cls, type) and issubclass(cls, LatentCodec) else None
 
 
 def trainable_codecs() -> list[str]:
@@ -152,6 +152,8 @@ def rd_loss(x: torch.Tensor, result, lmbda: float) -> tuple[torch.Tensor, float,
     bpp = bits / pixels
     mse = torch.mean((result.x_hat - x) ** 2)
     loss = bpp + lmbda * 255.0**2 * mse
+    if result.aux_loss is not None:  # e.g. a quantiser's commitment term
+        loss = loss + result.aux_loss
     psnr = -10 * math.log10(max(mse.item(), 1e-10))
     return loss, bpp.item(), psnr
 
@@ -309,6 +311,7 @@ def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] | N
     budget = cfg.minutes * 60 if cfg.minutes else None
     last_loss = float("nan")
     stats: list[tuple[float, float, float]] = []
+    extra: dict[str, list[float]] = {}  # the model's own numbers (ForwardResult.stats), averaged per log line
 
     def checkpoint() -> None:
         if rank != 0:
@@ -354,13 +357,17 @@ def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] | N
         step += 1
         last_loss = loss.item()
         stats.append((last_loss, bpp, psnr))
+        for k, v in result.stats.items():
+            extra.setdefault(k, []).append(v)
         if on_step:
             on_step(step, cfg.steps, {"loss": last_loss, "bpp": bpp, "psnr": psnr, "q": q})
         if step % cfg.log_every == 0:
             l, b, p = (sum(s[i] for s in stats) / len(stats) for i in range(3))
-            log(f"step {step} loss {l:.4f} bpp {b:.3f} psnr {p:.2f} lr {opt.param_groups[0]['lr']:.2e} "
+            more = "".join(f" {k} {sum(v) / len(v):.3f}" for k, v in extra.items())
+            log(f"step {step} loss {l:.4f} bpp {b:.3f} psnr {p:.2f}{more} lr {opt.param_groups[0]['lr']:.2e} "
                 f"{time.monotonic() - t0:.0f}s")
             stats.clear()
+            extra.clear()
         if step % cfg.ckpt_every == 0:
             checkpoint()
     checkpoint()
