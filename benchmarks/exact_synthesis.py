@@ -1,12 +1,16 @@
 """Cost of the fixed-point synthesis (identical pixels on every machine) against the float32 one.
 
     .venv/bin/python benchmarks/exact_synthesis.py --codec msh --codec factorized --images 4 --threads 2
+    .venv/bin/python benchmarks/exact_synthesis.py --codec glocal --images 4 --quality 3 --threads 1 \
+        --image /work/heldout/jacob-aguilar-friend-343.png
 
 For each image and quality level, decodes the same file's latents with the model's float32
 ``synthesis`` and with ``synthesis_exact`` (:mod:`glocal_codec.nn.fixed_point`), and reports the
 PSNR of each against the original (the rate is the same file) and the synthesis time (best of
-``--repeat``). Images: the first ``--images`` of Kodak plus the CLIC images with ``--clic``.
-Writes ``benchmarks/results/exact_synthesis.json``.
+``--repeat``). Images: the first ``--images`` of Kodak plus the CLIC images with ``--clic`` and
+any ``--image`` paths. ``glocal``'s exact synthesis includes its attention stages
+(:mod:`glocal_codec.nn.fixed_point_attention`). Writes ``benchmarks/results/exact_synthesis.json``;
+rows and summaries of codecs not run this time are kept from the previous file.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ def main() -> None:
     p.add_argument("--codec", action="append", default=[])
     p.add_argument("--images", type=int, default=4)
     p.add_argument("--clic", action="store_true", help="also the CLIC images (held out: never tuned on)")
+    p.add_argument("--image", action="append", default=[], help="also this image file (repeatable)")
     p.add_argument("--quality", type=int, action="append", default=[])
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
     p.add_argument("--repeat", type=int, default=2)
@@ -49,8 +54,10 @@ def main() -> None:
     images = list_images(dataset_dir("kodak"))[: a.images]
     if a.clic:
         images += list_images(dataset_dir("clic"))
+    images += [Path(p) for p in a.image]
     rows = []
-    for name in a.codec or ["msh", "factorized"]:
+    names = a.codec or ["msh", "factorized", "glocal"]
+    for name in names:
         codec = gc.open_codec(name)
         model = codec.model
         for path in images:
@@ -78,11 +85,17 @@ def main() -> None:
         summary[name] = dict(
             mean_psnr_change_db=sum(r["psnr_exact"] - r["psnr_float"] for r in rs) / len(rs),
             max_abs_psnr_change_db=max(abs(r["psnr_exact"] - r["psnr_float"]) for r in rs),
-            time_ratio=sum(r["seconds_exact"] for r in rs) / sum(r["seconds_float"] for r in rs))
+            time_ratio=sum(r["seconds_exact"] for r in rs) / sum(r["seconds_float"] for r in rs),
+            threads=a.threads, images=sorted({r["image"] for r in rs}), qualities=sorted({r["quality"] for r in rs}))
         print(name, summary[name])
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "exact_synthesis.json").write_text(json.dumps(
-        {"threads": a.threads, "summary": summary, "rows": rows}, indent=1) + "\n")
+    out = RESULTS / "exact_synthesis.json"
+    old = json.loads(out.read_text()) if out.exists() else {}
+    for name, s in old.get("summary", {}).items():  # keep other codecs' earlier measurements
+        if name not in names:
+            summary.setdefault(name, {"threads": old.get("threads"), **s})
+    rows = [r for r in old.get("rows", []) if r["codec"] not in names] + rows
+    out.write_text(json.dumps({"summary": summary, "rows": rows}, indent=1) + "\n")
 
 
 if __name__ == "__main__":

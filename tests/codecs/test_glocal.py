@@ -264,3 +264,123 @@ def test_coding_caches_stay_out_of_the_weights(model):
     assert not any(k.startswith("_") for k in keys)
     twin = copy.deepcopy(model)
     assert twin.decompress(streams, (1, 16, 4, 4), 0).equal(model.decompress(streams, (1, 16, 4, 4), 0))
+
+
+# -- the fixed-point synthesis (identical pixels on every machine) -------------------------------
+EXACT = dict(n=16, m=24, window=4, head_dim=8, tokens=4, ctx=24)
+
+
+def _exact_model(depth: int, attention: bool = True) -> GlocalModel:
+    torch.manual_seed(0)
+    return GlocalModel(GlocalConfig(**EXACT, depth=depth, attention=attention)).eval()
+
+
+def _grid_weight_twin(m: GlocalModel) -> GlocalModel:
+    """A float64 copy whose conv / linear weights are rounded to the fixed-point grid: the same
+    function as the exact synthesis up to activation rounding (isolates the attention numerics)."""
+    import copy
+
+    from glocal_codec.nn.fixed_point import to_grid
+
+    twin = copy.deepcopy(m).double()
+    with torch.no_grad():
+        for mod in twin.g_s.modules():
+            if isinstance(mod, (torch.nn.Conv2d, torch.nn.ConvTranspose2d, torch.nn.Linear)):
+                mod.weight.copy_(to_grid(mod.weight))
+    return twin
+
+
+@pytest.mark.parametrize("depth", [1, 2])  # 2: shifted windows too
+@pytest.mark.parametrize("hw", [(7, 5), (4, 4), (3, 9)])  # odd sizes: padding and masks
+def test_exact_synthesis_is_close_to_the_float_one(depth, hw):
+    from glocal_codec.codecs import ExactSynthesis
+
+    m = _exact_model(depth)
+    assert isinstance(m, ExactSynthesis)
+    x = _image(16 * hw[0], 16 * hw[1], seed=2)
+    for q in (0, 5):
+        with torch.no_grad():
+            y = torch.round(m.analysis(x, q))
+            ref = m.synthesis(y, q)
+            ref64 = _grid_weight_twin(m).synthesis(y.double(), q)
+        out = m.synthesis_exact(y, q)
+        assert out.dtype == torch.float32 and out.shape == ref.shape
+        assert (out - ref).abs().max() < 3e-3  # mostly the weights' rounding to 2**-16
+        assert (out.double() - ref64).abs().max() < 3e-4  # attention, LayerNorm, GELU, softmax: ~1e-4
+
+
+def test_exact_synthesis_of_the_attention_free_variant():
+    m = _exact_model(1, attention=False)
+    with torch.no_grad():
+        y = torch.round(m.analysis(_image(16 * 5, 16 * 3), 3))
+        ref = _grid_weight_twin(m).synthesis(y.double(), 3)
+    assert (m.synthesis_exact(y, 3).double() - ref).abs().max() < 3e-4
+
+
+def test_exact_synthesis_same_bits_with_one_or_two_threads():
+    m = _exact_model(2)
+    with torch.no_grad():
+        y = torch.round(m.analysis(_image(16 * 7, 16 * 5, seed=4), 2))
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        two = m.synthesis_exact(y, 2)
+        torch.set_num_threads(1)
+        m._reset_caches()  # rebuild the fixed-point copy under this thread count too
+        one = m.synthesis_exact(y, 2)
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(one, two)
+
+
+_EXACT_PROBE = """
+import hashlib, sys, torch
+from glocal_codec.codecs.glocal import GlocalConfig, GlocalModel
+d = torch.load(sys.argv[1])
+m = GlocalModel(GlocalConfig(**d["cfg"])).eval()
+m.load_state_dict(d["state"])
+print(hashlib.sha256(m.synthesis_exact(d["y"], 2).numpy().tobytes()).hexdigest())
+"""
+
+
+@pytest.mark.slow
+def test_exact_synthesis_same_bits_with_plain_cpu_kernels(tmp_path):
+    """A fresh process with ``ATEN_CPU_CAPABILITY=default`` (torch's non-SIMD kernels): the same
+    pixels. Weights and latent travel in a file (random initialisation differs between kernel sets)."""
+    import hashlib
+    import os
+    import subprocess
+    import sys
+
+    m = _exact_model(2)
+    with torch.no_grad():
+        y = torch.round(m.analysis(_image(16 * 7, 16 * 5, seed=4), 2))
+    torch.save({"cfg": dict(EXACT, depth=2), "state": m.state_dict(), "y": y}, tmp_path / "m.pt")
+    here = hashlib.sha256(m.synthesis_exact(y, 2).numpy().tobytes()).hexdigest()
+    env = {**os.environ, "ATEN_CPU_CAPABILITY": "default", "OMP_NUM_THREADS": "1"}
+    res = subprocess.run([sys.executable, "-c", _EXACT_PROBE, str(tmp_path / "m.pt")], env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.strip() == here
+
+
+def test_exact_synthesis_follows_loaded_weights():
+    """The fixed-point copy is a cache: load_state_dict drops it, and it stays out of the weights."""
+    import copy
+
+    m = _exact_model(1)
+    keys = set(m.state_dict())
+    with torch.no_grad():
+        y = torch.round(m.analysis(_image(64, 64), 1))
+    before = m.synthesis_exact(y, 1)
+    assert set(m.state_dict()) == keys
+    state = copy.deepcopy(m.state_dict())
+    for k, v in state.items():
+        if k.startswith("g_s.") and k.endswith("gamma"):
+            state[k] = v * 0.5
+    m.load_state_dict(state)
+    after = m.synthesis_exact(y, 1)
+    assert not torch.equal(before, after)
+    with torch.no_grad():
+        assert (after - m.synthesis(y, 1)).abs().max() < 3e-3
+    assert copy.deepcopy(m).synthesis_exact(y, 1).equal(after)

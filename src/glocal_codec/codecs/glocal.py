@@ -43,7 +43,9 @@ integer hyper-latent, then ``symbol + mean`` per decoded position), so both comp
 float64 numbers. Thread-count or CPU/GPU differences in float64 are ~1e-15 relative, far
 below the 1.6 % spacing of the 64-entry scale table that the indices are read from; the
 analysis transform may run on any device in any precision, since only its rounded output is
-transmitted. The same reasoning and approach as ``msh`` (see ``hyperprior.py``).
+transmitted. The same reasoning and approach as ``msh`` (see ``hyperprior.py``). The decoder's
+synthesis runs on a fixed-point grid, attention stages included (``synthesis_exact``,
+:mod:`glocal_codec.nn.fixed_point_attention`), so decoded pixels are identical on every machine.
 """
 
 from __future__ import annotations
@@ -61,6 +63,8 @@ from ..nn import heads_for, ste_round
 from compressai.entropy_models import EntropyBottleneck, GaussianConditional  # noqa: E402  (after ..nn: quiet import)
 
 from ..bitstream.errors import CorruptStreamError
+from ..nn.fixed_point import FixedPointNet
+from ..util import exp_exact
 from ..entropy import GaussianCoder, GaussianPassDecoder, LevelCoders, TableCoder, factorized_bits, frozen_tables
 from .hyperprior import LAMBDAS, Z_BOUND, ForwardResult, gain_init
 from .learned import LearnedImageCodec
@@ -289,6 +293,8 @@ class GlocalModel(nn.Module):
         # the float64 copy lives in a plain dict, not as a module attribute: a registered
         # submodule would join state_dict() / parameters() and follow model.to(device)
         self._ent64: dict[str, _EntropyModel] = {}
+        # the fixed-point synthesis (synthesis_exact), built on first use; a plain dict like _ent64
+        self._fixed: dict[str, FixedPointNet] = {}
 
     #: msh's layer index -> this model's, per Sequential (the glocal stages sit in between)
     _FROM_MSH: dict[str, tuple[str, dict[int, int]]] = {
@@ -338,13 +344,14 @@ class GlocalModel(nn.Module):
     def _reset_caches(self) -> None:
         self._coders.clear()
         self._ent64.clear()
+        self._fixed.clear()
 
     def __getstate__(self):
         # deepcopy / pickle (EMA copies, torch.save(model)): drop the derived caches, which hold
         # constriction objects that cannot be copied; they are rebuilt on first use
         state = super().__getstate__() if hasattr(super(), "__getstate__") else self.__dict__
         state = dict(state)
-        state["_coders"], state["_ent64"] = LevelCoders(self.bound), {}
+        state["_coders"], state["_ent64"], state["_fixed"] = LevelCoders(self.bound), {}, {}
         return state
 
     def load_state_dict(self, *args, **kwargs):  # noqa: D102 - derived caches follow the weights
@@ -384,6 +391,22 @@ class GlocalModel(nn.Module):
     def synthesis(self, y_hat: torch.Tensor, q: int) -> torch.Tensor:
         """(N, m, h, w) -> (N, 3, 16h, 16w)."""
         return self.g_s(self.gain(y_hat, q, inverse=True))
+
+    def fixed_point(self) -> FixedPointNet:
+        """The fixed-point version of ``g_s`` (:mod:`glocal_codec.nn.fixed_point_attention`), cached."""
+        if "g_s" not in self._fixed:
+            with torch.no_grad():
+                self._fixed["g_s"] = FixedPointNet(self.g_s)
+        return self._fixed["g_s"]
+
+    def synthesis_exact(self, y_hat: torch.Tensor, q: int) -> torch.Tensor:
+        """The synthesis as the decoder runs it: on the fixed-point grid, attention included
+        (:mod:`glocal_codec.nn.fixed_point_attention`), so a file decodes to the same pixels on
+        every machine (thread count, CPU kernel set). The inverse gain is one IEEE division by a
+        gain computed with :func:`~glocal_codec.util.exp_exact`, as in ``msh``."""
+        gain = torch.from_numpy(exp_exact(self.gain.log_gain[q].detach().double().cpu().numpy()))
+        y = y_hat.detach().double() / gain.to(y_hat.device).view(1, -1, 1, 1)
+        return self.fixed_point()(y).float()
 
     # -- the context model: one code path for training, encoding and decoding ---------------
     def _run(self, ent: _EntropyModel, hyper: torch.Tensor, step: _Step) -> torch.Tensor:

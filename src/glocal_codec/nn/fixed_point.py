@@ -12,7 +12,10 @@ on its order, so convolutions give the same bits whatever the kernel; the rest a
 operations (``sqrt``, ``*``, ``/``, round-half-even), which are correctly rounded everywhere.
 
 Supported layers: ``Conv2d``, ``ConvTranspose2d``, CompressAI's ``GDN`` (forward and inverse)
-and ``LeakyReLU`` -- what the Ballé-family synthesis and hyper-synthesis are made of. With
+and ``LeakyReLU`` -- what the Ballé-family synthesis and hyper-synthesis are made of -- and the
+attention stages of the ``glocal`` transforms (``ScaledResidual`` around ``GlocalBlock`` stacks:
+SwinV2 window attention, pooled-token global attention, LayerNorm, GELU), whose exact versions
+live in :mod:`.fixed_point_attention`. With
 ``FRAC = 16`` the grid is far finer than the 8-bit output (a change of about 1e-4 dB), and a
 decode costs about twice the float32 one (float64 arithmetic).
 """
@@ -136,7 +139,12 @@ class FixedPointNet:
             elif isinstance(layer, nn.LeakyReLU):
                 self.ops.append(_leaky_op(layer))
             else:
-                raise TypeError(f"no fixed-point version of {type(layer).__name__}")
+                from .fixed_point_attention import attention_op  # imports this module
+
+                op = attention_op(layer)
+                if op is None:
+                    raise TypeError(f"no fixed-point version of {type(layer).__name__}")
+                self.ops.append(op)
 
     @torch.no_grad()
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
