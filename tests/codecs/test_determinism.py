@@ -2,7 +2,7 @@
 identical with one thread or many, and in a fresh process with ``ATEN_CPU_CAPABILITY=default``
 (torch's plain kernels, a stand-in for another CPU). Decoded pixels are identical too for the
 classical codecs and for learned codecs with a fixed-point synthesis (``ExactSynthesis``:
-``msh``, ``factorized``); for the others (``glocal``: attention) within one 8-bit level.
+every learned image codec); a codec without one would be held to within one 8-bit level.
 docs/bitstream.md says what is promised.
 """
 
