@@ -30,6 +30,7 @@ LEARNED = tuple(trainable_codecs())
 #: Small stand-in architectures (fields of each codec's own config class; default n=32, m=48).
 STANDIN: dict[str, dict] = {
     "glocal": dict(n=16, m=24, window=4, head_dim=8, tokens=4, ctx=24),
+    "clc": dict(n=32, m=48, entries=16, inner=32),
 }
 #: Learned codecs running on untrained stand-in weights in this test session.
 UNTRAINED: set[str] = set()

@@ -94,7 +94,8 @@ class FileInfo:
     weights_match: bool | None  # None: the codec has no weights or they are not installed
     fps: Fraction | None = None  # video only: the frame rate stored in the file
     #: Codec-specific facts of the file's quality level (``mcquic``: levels, codebooks), from
-    #: the weights manifest; empty unless the file's weights are the installed ones.
+    #: the weights manifest (empty unless the file's weights are the installed ones), and of the
+    #: file itself from its parameters (``clc``: dictionary digest, reference ids).
     details: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -234,7 +235,7 @@ def _refinable_codecs() -> list[str]:
     return [i.name for i in list_codecs() if i.refinable]
 
 
-def encode(image: ImageLike, codec: str = DEFAULT_CODEC, quality: int | None = None,
+def encode(image: ImageLike, codec: str | Codec = DEFAULT_CODEC, quality: int | None = None,
            device: str | None = None, refine: int = 0, max_pixels: int | None = MAX_DECODE_PIXELS,
            progress: ProgressFn | None = None) -> bytes:
     """Encode an image into a complete ``.glc`` file, returned as bytes.
@@ -251,7 +252,8 @@ def encode(image: ImageLike, codec: str = DEFAULT_CODEC, quality: int | None = N
     * a torch tensor ``C x H x W`` or ``1 x C x H x W``: float in [0, 1] (clamped), or ``uint8``.
 
     One channel is coded as grayscale, three as RGB. ``codec`` is a name from
-    :func:`list_codecs` (image codecs), ``quality`` one of its levels (default: the codec's).
+    :func:`list_codecs` (image codecs), or a codec instance built with options (e.g.
+    ``ClcCodec(dictionary="my.dict")``); ``quality`` one of its levels (default: the codec's).
     ``device`` (``"cpu"``, ``"cuda"``, ``"auto"``) places a learned codec's networks.
     ``refine`` > 0: that many encoder-side latent-refinement steps, for codecs whose
     :class:`CodecInfo` says ``refinable`` (the learned image codecs; ``glocal-codec list`` shows
@@ -264,7 +266,8 @@ def encode(image: ImageLike, codec: str = DEFAULT_CODEC, quality: int | None = N
     Raises ``ValueError`` for a bad codec, quality or array, ``TypeError`` for an unsupported type.
     """
     _refuse_large(image, max_pixels)  # before the codec (torch) loads and anything is converted
-    c = _with_device(open_codec(codec), device)
+    c = _with_device(open_codec(codec) if isinstance(codec, str) else codec, device)
+    codec = c.name
     if c.media != "image":
         raise ValueError(f"{codec} is a {c.media} codec; use glocal_codec.video.encode_video "
                          "(or `glocal-codec video encode`)")
@@ -317,10 +320,13 @@ def open_container(data: bytes) -> tuple[Container, Codec]:
     return _checked(read_container(data))
 
 
-def _checked(container: Container) -> tuple[Container, Codec]:
-    """:func:`open_container` of a parsed container."""
+def _checked(container: Container, given: Codec | None = None) -> tuple[Container, Codec]:
+    """:func:`open_container` of a parsed container; ``given``: the codec instance to decode with
+    (one built with options), which must be the file's codec."""
     name = codec_name(container.codec_id)
-    codec = open_codec(name)
+    if given is not None and given.name != name:
+        raise ValueError(f"the file was made by {name}; the codec given to decode it is {given.name}")
+    codec = open_codec(name) if given is None else given
     expected = MediaKind.IMAGE if codec.media == "image" else MediaKind.VIDEO
     if container.media is not expected:
         raise CorruptStreamError(f"{name} is a {codec.media} codec but the file says {container.media.name.lower()}")
@@ -346,7 +352,8 @@ def scaled_size(height: int, width: int, scale: float) -> tuple[int, int]:
 
 
 def _decode(data: GlcLike, device: str | None, max_pixels: int | None, scale: float | None = None,
-            size: tuple[int, int] | None = None, uint8: bool = False) -> np.ndarray | torch.Tensor:
+            size: tuple[int, int] | None = None, uint8: bool = False,
+            codec: Codec | None = None) -> np.ndarray | torch.Tensor:
     """The decoded image: a 1 x C x H x W float tensor, or (``uint8``, a
     :class:`~glocal_codec.codecs.Uint8Codec` and the coded size) an H x W x C uint8 array."""
     data = _glc_bytes(data)
@@ -364,7 +371,7 @@ def _decode(data: GlcLike, device: str | None, max_pixels: int | None, scale: fl
                          if h * w > max_pixels else
                          f"a {ow}x{oh} render ({oh * ow:,} pixels) is more than the decode limit of {max_pixels:,}; "
                          "allow it with max_pixels=None (CLI: --max-pixels 0)")
-    container, codec = _checked(container)  # opens the codec (a learned one imports torch): after the limit
+    container, codec = _checked(container, codec)  # opens the codec (a learned one imports torch): after the limit
     if out_size is not None and (oh, ow) != (h, w) and not isinstance(codec, Rescalable):
         raise ValueError(f"{codec.name} files decode at their coded size only ({w}x{h}); rendering at another "
                          "size needs a codec that can (gblsr)")
@@ -395,7 +402,7 @@ def _decode(data: GlcLike, device: str | None, max_pixels: int | None, scale: fl
 
 def decode_tensor(data: GlcLike, device: str | None = None,
                   max_pixels: int | None = MAX_DECODE_PIXELS, scale: float | None = None,
-                  size: tuple[int, int] | None = None) -> torch.Tensor:
+                  size: tuple[int, int] | None = None, codec: Codec | None = None) -> torch.Tensor:
     """Decode a ``.glc`` image file (its bytes, or a path to it) to a float tensor 1 x C x H x W
     in [0, 1].
 
@@ -403,22 +410,29 @@ def decode_tensor(data: GlcLike, device: str | None = None,
     anything; ``None`` lifts the guard. Every bad file raises a :class:`BitstreamError`.
     ``scale`` (or an explicit output ``size`` (height, width)) renders the picture at another
     size; only codecs that implement :class:`~glocal_codec.codecs.Rescalable` (``gblsr``) can,
-    the others raise ``ValueError``.
+    the others raise ``ValueError``. ``codec``: a codec instance built with options to decode
+    with (``ClcCodec(dictionary="my.dict")`` for a clc file coded with that dictionary); it must
+    be the file's codec.
     """
-    return _decode(data, device, max_pixels, scale, size)
+    return _decode(data, device, max_pixels, scale, size, codec=codec)
 
 
 def decode(data: GlcLike, device: str | None = None, max_pixels: int | None = MAX_DECODE_PIXELS,
-           scale: float | None = None) -> Image.Image:
+           scale: float | None = None, codec: Codec | None = None) -> Image.Image:
     """Decode a ``.glc`` image file to an 8-bit PIL image (RGB, or ``L`` for grayscale).
 
     ``data`` is the file's bytes (``bytes``, ``bytearray``, ``memoryview``) or a path to it
     (:data:`GlcLike`); the file says which codec made it. See :func:`decode_tensor` for
-    ``device``, ``max_pixels`` and ``scale`` (``gblsr`` files render at any scale). Save the
+    ``device``, ``max_pixels``, ``scale`` (``gblsr`` files render at any scale) and ``codec``. Save the
     result with ``img.save("out.png")``.
     """
-    x = _decode(data, device, max_pixels, scale, uint8=True)
+    x = _decode(data, device, max_pixels, scale, uint8=True, codec=codec)
     return from_array(x) if isinstance(x, np.ndarray) else to_pil(x)
+
+
+#: Codecs whose files carry facts ``info`` shows in their parameters: a light (torch-free) reader
+#: ``module:function`` (params bytes -> dict) per codec name.
+_PARAM_FACTS = {"clc": "glocal_codec.codecs.clc_header:file_facts"}
 
 
 def read_info(data: GlcLike) -> FileInfo:
@@ -445,6 +459,12 @@ def read_info(data: GlcLike) -> FileInfo:
         from .weights import manifest_entry
 
         details = dict(manifest_entry(name).get("level_facts", {}).get(str(container.quality), {}))
+    facts = _PARAM_FACTS.get(name)
+    if facts is not None and container.media is MediaKind.IMAGE:
+        import importlib
+
+        module, fn = facts.split(":")
+        details.update(getattr(importlib.import_module(module), fn)(container.params))
     return FileInfo(
         codec=name,
         codec_id=container.codec_id,

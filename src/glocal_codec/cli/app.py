@@ -153,21 +153,22 @@ def _native_suffixes(codec: str) -> tuple[str, ...]:
     return _NATIVE_SUFFIXES.get(c.pil_format, ()) if isinstance(c, PillowImageCodec) else ()
 
 
-def _encode_target(x: Any, codec: str, limit: int, refine: int, device: Optional[str], what: str,
+def _encode_target(x: Any, codec: Any, limit: int, refine: int, device: Optional[str], what: str,
                    progress: Any = None) -> bytes:
     """The file of the highest quality level whose size is at most ``limit`` bytes (a binary search
-    over the levels: higher levels give bigger files)."""
+    over the levels: higher levels give bigger files). ``codec``: a name or a codec instance."""
     from .. import api
     from ..codecs import open_codec
 
-    c = open_codec(codec)
+    c = open_codec(codec) if isinstance(codec, str) else codec
+    codec = c.name
     if c.media != "image":
         raise ValueError(f"{codec} is a {c.media} codec; use `glocal-codec video encode`")
     levels = sorted(c.qualities)
     lo, hi, best, smallest = 0, len(levels) - 1, None, None
     while lo <= hi:
         mid = (lo + hi) // 2
-        data = api.encode(x, codec=codec, quality=levels[mid], device=device, refine=refine, progress=progress)
+        data = api.encode(x, codec=c, quality=levels[mid], device=device, refine=refine, progress=progress)
         if len(data) <= limit:
             best, lo = data, mid + 1
         else:
@@ -178,6 +179,19 @@ def _encode_target(x: Any, codec: str, limit: int, refine: int, device: Optional
         raise ValueError(f"{codec}: even quality {levels[0]} gives {smallest:,} bytes, more than the target {what} "
                          f"({limit:,} bytes); try another codec or a larger target")
     return best
+
+
+def _with_options(name: str, dictionary: Optional[Path]) -> Any:
+    """``name``'s codec built with ``--dictionary`` (None without options: the registered instance)."""
+    if dictionary is None:
+        return None
+    from ..codecs import codec_class
+
+    factory = codec_class(name)
+    try:
+        return factory(dictionary=dictionary)
+    except TypeError:
+        raise ValueError(f"--dictionary is an option of clc; {name} takes no dictionary") from None
 
 
 @app.command()
@@ -204,6 +218,9 @@ def encode(
                                 help="classical codecs: write the codec's own file (.jpg, .webp, .avif, .j2k) "
                                      "that any viewer opens, byte-identical to the stream inside the .glc "
                                      "(also chosen by -o with such a suffix)"),
+    dictionary: Optional[Path] = typer.Option(None, "--dictionary",
+                                              help="clc: a reference dictionary file (`glocal-codec clc "
+                                                   "build-dictionary`) instead of the built-in one"),
     recursive: bool = typer.Option(False, "--recursive", "-r", help="folders: include their sub-folders"),
     workers: int = typer.Option(1, "--workers", "-j", min=1, help="files encoded at the same time (threads)"),
     device: Optional[str] = typer.Option(None, help="cpu, cuda or auto"),
@@ -235,6 +252,7 @@ def encode(
 
             name = DEFAULT_CODEC
         native = _native_suffixes(name)
+        configured = _with_options(name, dictionary)
         if export and not native:
             raise ValueError(f"--export writes a classical codec's own file; {name} files exist only as .glc "
                              "(classical codecs: jpeg, webp, avif, jpeg2000)")
@@ -274,9 +292,9 @@ def encode(
         if limit_bytes is not None or bpp is not None:
             limit = limit_bytes if limit_bytes is not None else int(bpp * h * w / 8)  # type: ignore[operator]
             what = size if size is not None else f"{bpp} bpp"
-            data = _encode_target(x, name, limit, refine, device, str(what), progress)
+            data = _encode_target(x, configured or name, limit, refine, device, str(what), progress)
         else:
-            data = api.encode(x, codec=name, quality=quality, device=device, refine=refine, max_pixels=limit_px,
+            data = api.encode(x, codec=configured or name, quality=quality, device=device, refine=refine, max_pixels=limit_px,
                               progress=progress)
         secs = time.perf_counter() - t0
         info = api.read_info(data)
@@ -326,6 +344,8 @@ def decode(
     fmt: Optional[str] = typer.Option(None, "--format",
                                       help="png, jpeg, webp, tiff, bmp or ppm: for stdout and default names "
                                            "(default png)"),
+    dictionary: Optional[Path] = typer.Option(None, "--dictionary",
+                                              help="clc files coded with a user dictionary: that dictionary file"),
     recursive: bool = typer.Option(False, "--recursive", "-r", help="folders: include their sub-folders"),
     workers: int = typer.Option(1, "--workers", "-j", min=1, help="files decoded at the same time (threads)"),
     device: Optional[str] = typer.Option(None, help="cpu, cuda or auto"),
@@ -356,6 +376,7 @@ def decode(
         default_suffix = next(s for s, f in OUTPUT_FORMATS.items() if f == (pil_format or "PNG"))
         jobs, batch = plan(inputs, output, suffixes=GLC_SUFFIXES, recursive=recursive,
                            name=lambda src: src.stem + ".decoded" + default_suffix, what=".glc file")
+        configured = _with_options("clc", dictionary) if dictionary is not None else None
         if json_out and any(is_stdio(j.dst) for j in jobs):
             raise ValueError("--json prints on stdout, which -o - already uses; give -o FILE")
         for j in jobs:
@@ -374,6 +395,12 @@ def decode(
         data = read_input(job.src)
         t0 = time.perf_counter()
         kw = {} if max_pixels is None else {"max_pixels": max_pixels or None}  # 0: no limit
+        if configured is not None:  # --dictionary: decode clc files with it (other codecs' files as usual)
+            from ..bitstream import read_container
+            from ..codecs import codec_name
+
+            if codec_name(read_container(data).codec_id) == configured.name:
+                kw["codec"] = configured
         img = api.decode(data, device=device, scale=scale, **kw)
         secs = time.perf_counter() - t0
         f = pil_format or ("PNG" if is_stdio(job.dst) else output_format(job.dst))
@@ -628,6 +655,10 @@ register_eval_commands(app)
 from .video import video_app  # noqa: E402  (the `glocal-codec video ...` sub-app)
 
 app.add_typer(video_app, name="video")
+
+from .clc import clc_app  # noqa: E402  (the `glocal-codec clc ...` sub-app)
+
+app.add_typer(clc_app, name="clc")
 
 
 def main() -> None:

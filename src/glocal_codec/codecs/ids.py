@@ -80,7 +80,10 @@ CODEC_TABLE: tuple[CodecRow, ...] = (
     CodecRow("glocal", 18, "glocal:GlocalCodec", Listing(
         "image", "SwinV2 window + global-token attention transforms, channel/checkerboard context (S2LIC-style), "
         "variable rate; trained by this project", _levels(6), 4, refinable=True, weights=True)),
-    CodecRow("clc", 19, None),
+    CodecRow("clc", 19, "clc:ClcCodec", Listing(
+        "image", "conditional latent coding (CLC, Chen 2025) on msh: k references retrieved from a dictionary "
+        "(built-in or --dictionary), fused into the hyperprior; ids in the file", _levels(6), 4, refinable=True,
+        weights=True)),
     CodecRow("mcquic", 20, "mcquic:McquicCodec", Listing(
         "image", "McQuic-style multi-codebook VQ, 1/64-1/32-1/16 cascade, parallel categorical prior; one model, "
         "levels = 1/16 stages; trained by this project", _levels(3), 2, weights=True)),
