@@ -266,8 +266,10 @@ def encode(image: ImageLike, codec: str | Codec = DEFAULT_CODEC, quality: int | 
     Raises ``ValueError`` for a bad codec, quality or array, ``TypeError`` for an unsupported type.
     """
     _refuse_large(image, max_pixels)  # before the codec (torch) loads and anything is converted
-    c = _with_device(open_codec(codec) if isinstance(codec, str) else codec, device)
-    codec = c.name
+    if isinstance(codec, str):
+        c = _with_device(open_codec(codec), device)
+    else:  # a codec instance built with options: files carry its registered name's id
+        c, codec = _with_device(codec, device), codec.name
     if c.media != "image":
         raise ValueError(f"{codec} is a {c.media} codec; use glocal_codec.video.encode_video "
                          "(or `glocal-codec video encode`)")
