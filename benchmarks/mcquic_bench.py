@@ -51,8 +51,9 @@ def _ideal(symbols: np.ndarray, tables: np.ndarray, groups: np.ndarray | None) -
     return float(-np.log2(p).sum())
 
 
-def static_tables(model, crops: torch.Tensor, q: int) -> list[np.ndarray]:
-    """Per map, a (groups x k) integer table from index counts over training crops (+1 smoothing)."""
+def static_tables(model, crops: torch.Tensor, q: int) -> tuple[list[np.ndarray], list[float]]:
+    """Per map, a (groups x k) integer table from index counts over training crops (+1 smoothing),
+    and the share of codes the crops use (the least-used codebook of the map)."""
     counts: list[np.ndarray] | None = None
     for x in crops:
         maps = _maps(model, x[None], q)
@@ -60,7 +61,7 @@ def static_tables(model, crops: torch.Tensor, q: int) -> list[np.ndarray]:
             counts = [np.ones((_groups(model, i), t.shape[1])) for i, (_, t, _) in enumerate(maps)]
         for c, (sym, _, _) in zip(counts, maps):  # symbols are in (group, y, x) order
             np.add.at(c, (np.repeat(np.arange(c.shape[0]), len(sym) // c.shape[0]), sym), 1)
-    return [quantize_pmf(c, 16) for c in counts]
+    return [quantize_pmf(c, 16) for c in counts], [float((c > 1).mean(axis=1).min()) for c in counts]
 
 
 def _groups(model, i: int) -> int:
@@ -72,7 +73,7 @@ def prior_rows(model, images: list[Path], crops: torch.Tensor) -> list[dict]:
     coder = CategoricalCoder(16)
     rows = []
     for q in range(model.cfg.levels):
-        static = static_tables(model, crops, q)
+        static, usage = static_tables(model, crops, q)
         learned = static_bits = uniform = stream = 0.0
         pixels = 0
         for path in images:
@@ -87,7 +88,8 @@ def prior_rows(model, images: list[Path], crops: torch.Tensor) -> list[dict]:
         rows.append({"quality": q + 1, "uniform_bpp": uniform / pixels, "learned_ideal_bpp": learned / pixels,
                      "learned_stream_bpp": stream / pixels, "static_ideal_bpp": static_bits / pixels,
                      "learned_vs_uniform": learned / uniform, "stream_vs_uniform": stream / uniform,
-                     "static_vs_uniform": static_bits / uniform})
+                     "static_vs_uniform": static_bits / uniform,
+                     "train_usage_min": dict(zip(["1/64", "1/32"] + [f"1/16 s{s + 1}" for s in range(q + 1)], usage))})
         print(rows[-1], flush=True)
     return rows
 
@@ -121,10 +123,11 @@ def main() -> None:
     ap.add_argument("--speed-images", type=int, default=4)
     ap.add_argument("--train-crops", type=int, default=64)
     ap.add_argument("--skip-prior", action="store_true")
+    ap.add_argument("--limit", type=int, help="first N Kodak images only (a quick check)")
     ap.add_argument("--out", default=str(RESULTS / "mcquic_bench.json"))
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    images = list_images(dataset_dir("kodak"))
+    images = list_images(dataset_dir("kodak"))[: a.limit]
     model = open_codec("mcquic").model
     out: dict = {"threads": a.threads, "machine": f"{platform.machine()} {platform.system()}",
                  "torch": torch.__version__}
