@@ -29,7 +29,7 @@ from .bitstream import (
     write_container,
 )
 from .codecs import (Codec, Payload, Placeable, ProgressFn, Refinable, Rescalable, Uint8Codec, codec_digest,
-                     codec_id, codec_name, list_codecs, open_codec)
+                     codec_id, codec_name, file_facts, list_codecs, open_codec)
 from .errors import WeightsMissingError
 from .imageio import (UnsupportedImageError, check_size, from_array, header_size, load_image, load_pixels, read_image,
                       read_pixels, to_array, to_pil, to_tensor)
@@ -432,11 +432,6 @@ def decode(data: GlcLike, device: str | None = None, max_pixels: int | None = MA
     return from_array(x) if isinstance(x, np.ndarray) else to_pil(x)
 
 
-#: Codecs whose files carry facts ``info`` shows in their parameters: a light (torch-free) reader
-#: ``module:function`` (params bytes -> dict) per codec name.
-_PARAM_FACTS = {"clc": "glocal_codec.codecs.clc_header:file_facts"}
-
-
 def read_info(data: GlcLike) -> FileInfo:
     """Header facts of a ``.glc`` file (its bytes, or a path to it: :data:`GlcLike`); checks the
     container fully but decodes nothing, and needs no torch."""
@@ -461,12 +456,8 @@ def read_info(data: GlcLike) -> FileInfo:
         from .weights import manifest_entry
 
         details = dict(manifest_entry(name).get("level_facts", {}).get(str(container.quality), {}))
-    facts = _PARAM_FACTS.get(name)
-    if facts is not None and container.media is MediaKind.IMAGE:
-        import importlib
-
-        module, fn = facts.split(":")
-        details.update(getattr(importlib.import_module(module), fn)(container.params))
+    if container.media is MediaKind.IMAGE:  # facts in the codec's parameters (clc: reference ids)
+        details.update(file_facts(name, container.params))
     return FileInfo(
         codec=name,
         codec_id=container.codec_id,

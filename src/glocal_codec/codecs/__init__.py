@@ -29,6 +29,7 @@ from .registry import (
     CodecInfo,
     codec_class,
     codec_digest,
+    file_facts,
     codec_id,
     codec_name,
     codec_names,
@@ -42,6 +43,6 @@ from .registry import (
 __all__ = [
     "Codec", "Payload", "NO_WEIGHTS", "Refinable", "Placeable", "Uint8Codec", "VideoCodec", "MultiClip", "ClipInfo",
     "LatentModel", "RefinableLatentModel", "LevelFacts", "ExactSynthesis", "FittedEncoder", "FrameStreaming", "ProgressFn", "Rescalable", "CODEC_IDS", "CODEC_NAMES", "CODEC_TABLE", "CodecRow", "Listing", "THIRD_PARTY_MIN_ID",
-    "ENTRY_POINT_GROUP", "CodecInfo", "codec_class", "codec_digest", "codec_id", "codec_name", "codec_names", "list_codecs",
+    "ENTRY_POINT_GROUP", "CodecInfo", "codec_class", "codec_digest", "file_facts", "codec_id", "codec_name", "codec_names", "list_codecs",
     "load_entry_points", "open_codec", "register_codec", "unregister_codec",
 ]

@@ -46,6 +46,9 @@ class Listing:
     default_quality: int
     refinable: bool = False
     weights: bool = False
+    #: ``"module:function"`` (under ``glocal_codec.codecs``, torch-free) turning a file's codec
+    #: parameters into the facts ``glocal-codec info`` shows (``clc``: reference ids, dictionary).
+    param_facts: str | None = None
 
 
 @dataclass(frozen=True)
@@ -83,7 +86,7 @@ CODEC_TABLE: tuple[CodecRow, ...] = (
     CodecRow("clc", 19, "clc:ClcCodec", Listing(
         "image", "conditional latent coding (CLC, Chen 2025) on msh: k references retrieved from a dictionary "
         "(built-in or --dictionary), fused into the hyperprior; ids in the file", _levels(6), 4, refinable=True,
-        weights=True)),
+        weights=True, param_facts="clc_header:file_facts")),
     CodecRow("mcquic", 20, "mcquic:McquicCodec", Listing(
         "image", "McQuic-style multi-codebook VQ, 1/64-1/32-1/16 cascade, parallel categorical prior; one model, "
         "levels = 1/16 stages; trained by this project", _levels(3), 2, weights=True)),

@@ -40,6 +40,7 @@ __all__ = [
     "codec_id",
     "codec_name",
     "codec_digest",
+    "file_facts",
     "load_entry_points",
 ]
 
@@ -247,6 +248,19 @@ def _listing(name: str) -> Listing | None:
         if entry is None or entry.factory is not None or entry.listing is None or name in _instances:
             return None
         return entry.listing
+
+
+def file_facts(name: str, params: bytes) -> dict[str, str]:
+    """What ``glocal-codec info`` shows about a file's codec parameters: the built-in row's
+    ``Listing.param_facts`` reader (torch-free), else nothing. Damaged parameters raise a
+    :class:`~glocal_codec.bitstream.BitstreamError`."""
+    row = next((r for r in CODEC_TABLE if r.name == name), None)
+    if row is None or row.listing is None or row.listing.param_facts is None:
+        return {}
+    import importlib
+
+    module, fn = row.listing.param_facts.split(":")
+    return dict(getattr(importlib.import_module(f"{__package__}.{module}"), fn)(params))
 
 
 def codec_digest(name: str, quality: int) -> bytes:
