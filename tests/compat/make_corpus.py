@@ -52,9 +52,15 @@ def main() -> int:
     from glocal_codec.codecs import list_codecs, open_codec
 
     wrote = []
+    from glocal_codec.errors import WeightsMissingError
+
     for info in list_codecs():
         codec = open_codec(info.name)
-        digest = codec.weights_digest(info.default_quality).hex()
+        try:
+            digest = codec.weights_digest(info.default_quality).hex()
+        except WeightsMissingError:  # not trained yet: its first file comes with its weights
+            print(f"skipped {info.name}: no weights installed")
+            continue
         stem = HERE / f"{info.name}-{digest}"
         if stem.with_suffix(".glc").exists():
             continue
