@@ -140,3 +140,32 @@ def test_kodak_rates_and_quality_floor(kodak_crop):
         quality.append(psnr(gc.decode_tensor(data), kodak_crop))
     assert bpps == sorted(bpps) and max(bpps) < 0.45  # header bytes weigh on a 96 x 128 crop
     assert quality[-1] > quality[0] and min(quality) > 22.0
+
+
+
+@pytest.mark.slow
+def test_shipped_codebooks_are_used_on_training_data(data_dir):
+    """Issue 30: after training, >= 95 % of every codebook's codes occur on the training photos
+    (64 crops of 256 px, the crops of ``benchmarks/mcquic_bench.py``)."""
+    if "mcquic" in UNTRAINED:
+        pytest.skip("mcquic runs on untrained stand-in weights in this checkout")
+    import numpy as np
+
+    from glocal_codec.train.data import CropSampler, find_images
+
+    model = open_codec("mcquic").model
+    cfg = model.cfg
+    groups = [cfg.coarse[0][0], cfg.coarse[1][0]] + [cfg.fine_groups] * cfg.stages
+    crops = CropSampler(find_images(data_dir / "train"), 256, seed=1234).batch(64)
+    top = cfg.levels - 1
+    used = [np.zeros((g, 1), bool) for g in groups]
+    for x in crops:
+        with torch.no_grad():
+            maps = model.index_maps(model.analysis(x[None], top), top)
+        for i, (sym, tables, _) in enumerate(maps):
+            if used[i].shape[1] == 1:
+                used[i] = np.zeros((groups[i], tables.shape[1]), bool)
+            g = np.repeat(np.arange(groups[i]), len(sym) // groups[i])  # symbols are in (group, y, x) order
+            used[i][g, sym] = True
+    usage = [float(u.mean(axis=1).min()) for u in used]
+    assert min(usage) >= 0.95, usage
