@@ -31,6 +31,7 @@ LEARNED = tuple(trainable_codecs())
 STANDIN: dict[str, dict] = {
     "glocal": dict(n=16, m=24, window=4, head_dim=8, tokens=4, ctx=24),
     "clc": dict(n=32, m=48, entries=16, inner=32),
+    "vq": dict(n=16, m=24, dim=8, codes=64, books=[4, 8, 16], depth=1, window=4, tokens=4, head_dim=8, prior_hidden=16),
 }
 #: Learned codecs running on untrained stand-in weights in this test session.
 UNTRAINED: set[str] = set()

@@ -28,7 +28,7 @@ from .bitstream import (
     read_container,
     write_container,
 )
-from .codecs import (Codec, Payload, Placeable, ProgressFn, Refinable, Rescalable, Uint8Codec, codec_digest,
+from .codecs import (Codec, Payload, Placeable, ProgressFn, Refinable, Rescalable, Restorable, Uint8Codec, codec_digest,
                      codec_id, codec_name, file_facts, list_codecs, open_codec)
 from .errors import WeightsMissingError
 from .imageio import (UnsupportedImageError, check_size, from_array, header_size, load_image, load_pixels, read_image,
@@ -355,7 +355,7 @@ def scaled_size(height: int, width: int, scale: float) -> tuple[int, int]:
 
 def _decode(data: GlcLike, device: str | None, max_pixels: int | None, scale: float | None = None,
             size: tuple[int, int] | None = None, uint8: bool = False,
-            codec: Codec | None = None) -> np.ndarray | torch.Tensor:
+            codec: Codec | None = None, drop: float | None = None, seed: int = 0) -> np.ndarray | torch.Tensor:
     """The decoded image: a 1 x C x H x W float tensor, or (``uint8``, a
     :class:`~glocal_codec.codecs.Uint8Codec` and the coded size) an H x W x C uint8 array."""
     data = _glc_bytes(data)
@@ -364,6 +364,10 @@ def _decode(data: GlcLike, device: str | None, max_pixels: int | None, scale: fl
     if scale is not None and size is not None:
         raise ValueError("give scale or size, not both")
     out_size = scaled_size(h, w, scale) if scale is not None else size
+    if drop is not None and not (isinstance(drop, (int, float)) and 0.0 <= drop <= 1.0):
+        raise ValueError(f"drop must be a fraction in [0, 1], got {drop!r}")
+    if drop is not None and (scale is not None or size is not None):
+        raise ValueError("drop and a resized render cannot be combined")
     if out_size is not None and (min(out_size) < 1):
         raise ValueError(f"output size must be positive, got {out_size}")
     oh, ow = out_size or (h, w)
@@ -377,15 +381,19 @@ def _decode(data: GlcLike, device: str | None, max_pixels: int | None, scale: fl
     if out_size is not None and (oh, ow) != (h, w) and not isinstance(codec, Rescalable):
         raise ValueError(f"{codec.name} files decode at their coded size only ({w}x{h}); rendering at another "
                          "size needs a codec that can (gblsr)")
+    if drop is not None and not isinstance(codec, Restorable):
+        raise ValueError(f"{codec.name} files cannot simulate lost symbols: --drop needs a codec that restores "
+                         "them from the rest (vq)")
     if container.media is not MediaKind.IMAGE:
         # a BitstreamError (still a ValueError): gc.decode of any bytes raises only that family
         raise CorruptStreamError(f"the file holds a {container.media.name.lower()} ({codec.name}); decode it with "
                          "glocal_codec.video.decode_video (or `glocal-codec video decode`)")
     codec = _with_device(codec, device)
     payload = Payload(container.shape, container.quality, container.params, container.streams)
-    as_uint8 = uint8 and isinstance(codec, Uint8Codec) and (oh, ow) == (h, w)
+    as_uint8 = uint8 and isinstance(codec, Uint8Codec) and (oh, ow) == (h, w) and drop is None
     try:
-        x = (codec.decode_resized(payload, oh, ow) if (oh, ow) != (h, w)
+        x = (codec.decode_dropped(payload, float(drop), int(seed)) if drop is not None  # type: ignore[union-attr]
+             else codec.decode_resized(payload, oh, ow) if (oh, ow) != (h, w)
              else codec.decode_uint8(payload) if as_uint8 else codec.decode(payload))
     except BitstreamError:
         raise
@@ -404,7 +412,8 @@ def _decode(data: GlcLike, device: str | None, max_pixels: int | None, scale: fl
 
 def decode_tensor(data: GlcLike, device: str | None = None,
                   max_pixels: int | None = MAX_DECODE_PIXELS, scale: float | None = None,
-                  size: tuple[int, int] | None = None, codec: Codec | None = None) -> torch.Tensor:
+                  size: tuple[int, int] | None = None, codec: Codec | None = None,
+                  drop: float | None = None, seed: int = 0) -> torch.Tensor:
     """Decode a ``.glc`` image file (its bytes, or a path to it) to a float tensor 1 x C x H x W
     in [0, 1].
 
@@ -414,21 +423,25 @@ def decode_tensor(data: GlcLike, device: str | None = None,
     size; only codecs that implement :class:`~glocal_codec.codecs.Rescalable` (``gblsr``) can,
     the others raise ``ValueError``. ``codec``: a codec instance built with options to decode
     with (``ClcCodec(dictionary="my.dict")`` for a clc file coded with that dictionary); it must
-    be the file's codec.
+    be the file's codec. ``drop`` (a fraction in [0, 1]) decodes as if that share of the coded
+    symbols had been lost, chosen by ``seed``, and restored by the codec; only codecs that
+    implement :class:`~glocal_codec.codecs.Restorable` (``vq``) can, the others raise ``ValueError``.
     """
-    return _decode(data, device, max_pixels, scale, size, codec=codec)
+    return _decode(data, device, max_pixels, scale, size, codec=codec, drop=drop, seed=seed)
 
 
 def decode(data: GlcLike, device: str | None = None, max_pixels: int | None = MAX_DECODE_PIXELS,
-           scale: float | None = None, codec: Codec | None = None) -> Image.Image:
+           scale: float | None = None, codec: Codec | None = None, drop: float | None = None,
+           seed: int = 0) -> Image.Image:
     """Decode a ``.glc`` image file to an 8-bit PIL image (RGB, or ``L`` for grayscale).
 
     ``data`` is the file's bytes (``bytes``, ``bytearray``, ``memoryview``) or a path to it
     (:data:`GlcLike`); the file says which codec made it. See :func:`decode_tensor` for
-    ``device``, ``max_pixels``, ``scale`` (``gblsr`` files render at any scale) and ``codec``. Save the
-    result with ``img.save("out.png")``.
+    ``device``, ``max_pixels``, ``scale`` (``gblsr`` files render at any scale), ``codec`` and
+    ``drop`` / ``seed`` (``vq`` files: simulated lost indices, restored). Save the result with
+    ``img.save("out.png")``.
     """
-    x = _decode(data, device, max_pixels, scale, uint8=True, codec=codec)
+    x = _decode(data, device, max_pixels, scale, uint8=True, codec=codec, drop=drop, seed=seed)
     return from_array(x) if isinstance(x, np.ndarray) else to_pil(x)
 
 

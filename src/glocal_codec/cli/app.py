@@ -356,6 +356,10 @@ def decode(
     scale: Optional[float] = typer.Option(None, "--scale",
                                           help="render at this scale of the coded size (gblsr files: 2 = "
                                                "super-resolution, 0.5 = band-limited half size)"),
+    drop: Optional[float] = typer.Option(None, "--drop", min=0.0, max=1.0,
+                                         help="simulate this fraction of lost coded symbols, restored by the codec "
+                                              "(vq files: indices filled in by its prior)"),
+    seed: int = typer.Option(0, "--seed", help="with --drop: which positions are lost"),
     json_out: bool = typer.Option(False, "--json", help="print the results as JSON on stdout"),
     quiet: bool = typer.Option(False, "--quiet", help="print errors only"),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="a line per file in a batch"),
@@ -366,6 +370,7 @@ def decode(
     glocal-codec decode photo.glc                  # photo.decoded.png
     glocal-codec decode photo.glc -o photo.webp    # lossless WebP (JPEG: quality 95, 4:4:4)
     glocal-codec decode photo.glc -o big.png --scale 2   # gblsr files: any output scale
+    glocal-codec decode p.glc -o p.png --drop 0.2 --seed 7   # vq files: 20 % indices lost, restored
     glocal-codec decode encoded/ -r -o decoded/
     cat photo.glc | glocal-codec decode - > photo.png
     """
@@ -401,6 +406,8 @@ def decode(
 
             if codec_name(read_container(data).codec_id) == configured.name:
                 kw["codec"] = configured
+        if drop is not None:
+            kw.update(drop=drop, seed=seed)
         img = api.decode(data, device=device, scale=scale, **kw)
         secs = time.perf_counter() - t0
         f = pil_format or ("PNG" if is_stdio(job.dst) else output_format(job.dst))

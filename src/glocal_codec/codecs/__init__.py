@@ -20,6 +20,7 @@ from .base import (
     ProgressFn,
     Refinable,
     Rescalable,
+    Restorable,
     Uint8Codec,
     VideoCodec,
 )
@@ -42,7 +43,7 @@ from .registry import (
 
 __all__ = [
     "Codec", "Payload", "NO_WEIGHTS", "Refinable", "Placeable", "Uint8Codec", "VideoCodec", "MultiClip", "ClipInfo",
-    "LatentModel", "RefinableLatentModel", "LevelFacts", "ExactSynthesis", "FittedEncoder", "FrameStreaming", "ProgressFn", "Rescalable", "CODEC_IDS", "CODEC_NAMES", "CODEC_TABLE", "CodecRow", "Listing", "THIRD_PARTY_MIN_ID",
+    "LatentModel", "RefinableLatentModel", "LevelFacts", "ExactSynthesis", "FittedEncoder", "FrameStreaming", "ProgressFn", "Rescalable", "Restorable", "CODEC_IDS", "CODEC_NAMES", "CODEC_TABLE", "CodecRow", "Listing", "THIRD_PARTY_MIN_ID",
     "ENTRY_POINT_GROUP", "CodecInfo", "codec_class", "codec_digest", "file_facts", "codec_id", "codec_name", "codec_names", "list_codecs",
     "load_entry_points", "open_codec", "register_codec", "unregister_codec",
 ]

@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # annotations only: importing the contract (and the registry)
 
 __all__ = [
     "Payload", "Codec", "NO_WEIGHTS", "Refinable", "Placeable", "Uint8Codec", "VideoCodec", "MultiClip", "ClipInfo",
-    "LatentModel", "RefinableLatentModel", "LevelFacts", "ExactSynthesis", "FittedEncoder", "ProgressFn", "Rounding", "Rescalable", "FrameStreaming",
+    "LatentModel", "RefinableLatentModel", "LevelFacts", "ExactSynthesis", "FittedEncoder", "ProgressFn", "Rounding", "Rescalable", "Restorable", "FrameStreaming",
 ]
 
 #: Weights digest written by codecs that have no weights (classical codecs).
@@ -136,7 +136,7 @@ class VideoCodec(Protocol):
 
 @runtime_checkable
 class FrameStreaming(Protocol):
-    """A video codec that decodes frame by frame (the classical ones): ``decode_frames`` yields the
+    """A video codec that decodes frame by frame (every built-in one): ``decode_frames`` yields the
     header's ``T`` frames in order as ``H x W x C`` uint8 arrays, the pixels ``decode`` gives, and
     raises the same errors, possibly after some frames. The video API streams them into the
     output file, so such a decode holds a few frames, not the clip."""
@@ -165,6 +165,9 @@ class MultiClip(Protocol):
     def clips(self, payload: Payload) -> list[ClipInfo]: ...
 
     def decode_clip(self, payload: Payload, index: int, *, progress: ProgressFn | None = None) -> torch.Tensor: ...
+
+    def decode_clip_frames(self, payload: Payload, index: int, *,
+                           progress: ProgressFn | None = None) -> Iterator[np.ndarray]: ...
 
 
 @runtime_checkable
@@ -237,6 +240,16 @@ class Rescalable(Protocol):
     The size is the decoder's choice and is never stored in the file."""
 
     def decode_resized(self, payload: Payload, height: int, width: int) -> torch.Tensor: ...
+
+
+@runtime_checkable
+class Restorable(Protocol):
+    """An image codec that can decode a file as if part of its coded symbols had been lost in
+    transmission and restore them from the rest (``vq``: ``decode --drop 0.2 --seed 7`` marks
+    20 % of the index positions lost, chosen by the seed, and its prior fills them in). The
+    losses are simulated by the decoder; the file itself is complete and unchanged."""
+
+    def decode_dropped(self, payload: Payload, drop: float, seed: int) -> torch.Tensor: ...
 
 
 @runtime_checkable

@@ -90,7 +90,10 @@ CODEC_TABLE: tuple[CodecRow, ...] = (
     CodecRow("mcquic", 20, "mcquic:McquicCodec", Listing(
         "image", "McQuic-style multi-codebook VQ, 1/64-1/32-1/16 cascade, parallel categorical prior; one model, "
         "levels = 1/16 stages; trained by this project", _levels(3), 2, weights=True)),
-    CodecRow("vq", 21, None),
+    CodecRow("vq", 21, "vq:VqCodec", Listing(
+        "image", "VQGAN-style extreme compression (< 0.05 bpp): one 1/16 index map, k-means-reduced codebooks "
+        "per level, 4-pass learned prior, lost-index restoration (--drop); trained by this project",
+        _levels(4), 4, weights=True)),
     CodecRow("gblsr", 22, "gblsr:GblsrCodec", Listing(
         "image", "GB-LSR spectral synthesis on msh: decode at any scale (--scale); trained by this project",
         _levels(6), 4, refinable=True, weights=True)),

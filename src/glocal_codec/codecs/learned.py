@@ -166,6 +166,11 @@ class LatentCodec:
 
     @torch.inference_mode()
     def decode(self, payload: Payload) -> torch.Tensor:
+        return self._decode_with(payload, self.model.decompress)
+
+    def _decode_with(self, payload: Payload, decompress) -> torch.Tensor:
+        """Decode ``payload`` with ``decompress(streams, latent_shape, q) -> y_hat`` (the model's
+        own, or a variant such as ``vq``'s lost-index restoration), then the synthesis."""
         q = self._check_quality(payload.quality)
         c, h, w = payload.shape
         model = self.model
@@ -175,7 +180,7 @@ class LatentCodec:
             raise CorruptStreamError(f"{self.name} files carry no codec parameters, found {len(payload.params)} bytes")
         if len(payload.streams) != model.n_streams:
             raise CorruptStreamError(f"{self.name} expects {model.n_streams} streams, got {len(payload.streams)}")
-        y_hat = model.decompress(list(payload.streams), latent, q).to(self.device)
+        y_hat = decompress(list(payload.streams), latent, q).to(self.device)
         # the fixed-point synthesis where the model has one: the same pixels on every machine
         synth = model.synthesis_exact if isinstance(model, ExactSynthesis) else model.synthesis
         x_hat = self._transform(lambda t: synth(t, q), y_hat, analysis=False)

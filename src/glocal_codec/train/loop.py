@@ -30,6 +30,7 @@ from ..codecs.hyperprior import LAMBDAS, ModelConfig, RescaledResult
 from ..codecs.learned import LatentCodec
 from .checkpoint import load_checkpoint
 from .data import CropSampler, find_images
+from .losses import Distortion, make_distortion
 from ..util import atomic_write
 from .widen import is_narrower, widen_state
 
@@ -141,17 +142,30 @@ def build_model(codec: str, cfg=None) -> torch.nn.Module:
     return model_class(codec)(cfg if cfg is not None else model_config(codec))
 
 
-def rd_loss(x: torch.Tensor, result, lmbda: float) -> tuple[torch.Tensor, float, float]:
-    """Return (loss, bpp, psnr) for one batch; bpp from the model's likelihoods."""
+def rd_loss(x: torch.Tensor, result, lmbda: float, distortion: Distortion | None = None,
+            log: dict[str, float] | None = None) -> tuple[torch.Tensor, float, float]:
+    """Return (loss, bpp, psnr) for one batch; bpp from the model's likelihoods.
+
+    ``distortion`` (:func:`~.losses.make_distortion`: the model's own terms, ``vq``'s L1 + LPIPS)
+    replaces ``lmbda * 255^2 * MSE``; its unweighted terms go into ``log`` when given.
+    """
     n, _, h, w = x.shape
     pixels = n * h * w
     if isinstance(result, RescaledResult):  # coded one picture, reconstructed another
         x = result.target if result.target is not None else x
         pixels = result.rate_pixels or pixels
-    bits = sum((-torch.log2(lik.clamp_min(1e-9))).sum() for lik in result.likelihoods.values())
+    # a model without a rate term (vq: fixed-size codebook indices) has no likelihoods
+    bits = sum(((-torch.log2(lik.clamp_min(1e-9))).sum() for lik in result.likelihoods.values()),
+               torch.zeros((), device=x.device))
     bpp = bits / pixels
     mse = torch.mean((result.x_hat - x) ** 2)
-    loss = bpp + lmbda * 255.0**2 * mse
+    if distortion is None:
+        loss = bpp + lmbda * 255.0**2 * mse
+    else:
+        d = distortion(result.x_hat, x)
+        loss = bpp + d.total
+        if log is not None:
+            log.update(d.parts)
     if result.aux_loss is not None:  # e.g. a quantiser's commitment term
         loss = loss + result.aux_loss
     psnr = -10 * math.log10(max(mse.item(), 1e-10))
@@ -279,6 +293,7 @@ def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] | N
     if cfg.grow_from is not None and not cfg.grow_from < model.cfg.m:
         raise ValueError(f"grow_from={cfg.grow_from} leaves no new latent channel (the model has m={model.cfg.m})")
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    distortion = make_distortion(model, device)  # None: the rate-distortion MSE
     step, elapsed = 0, 0.0
     copied: set[str] | None = None
     if cfg.init_from and not (resume and ckpt_path.exists()):
@@ -349,7 +364,8 @@ def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] | N
                 if cfg.grow_from is not None and step < cfg.grow_steps else {})
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
             result = net(x, q - 1, **grow)
-        loss, bpp, psnr = rd_loss(x, result, LAMBDAS[q - 1])
+        parts: dict[str, float] = {}
+        loss, bpp, psnr = rd_loss(x, result, LAMBDAS[q - 1], distortion, parts)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -357,7 +373,7 @@ def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] | N
         step += 1
         last_loss = loss.item()
         stats.append((last_loss, bpp, psnr))
-        for k, v in result.stats.items():
+        for k, v in {**parts, **result.stats}.items():
             extra.setdefault(k, []).append(v)
         if on_step:
             on_step(step, cfg.steps, {"loss": last_loss, "bpp": bpp, "psnr": psnr, "q": q})
