@@ -50,6 +50,13 @@ from glocal_codec.eval.metrics import psnr
 ALL = [c.name for c in gc.list_codecs()]
 CLASSIC = {"jpeg", "webp", "avif", "jpeg2000"}
 QUALITY_FLOOR_DB = 26.0
+#: Codecs built for extreme rates hold their own floor at their default (top) level: ``vq``
+#: (issue 31) spends under 0.05 bpp, a fifth of JPEG's lowest level, and is tuned for LPIPS.
+EXTREME_FLOOR_DB = {"vq": 17.0}
+
+
+def floor_db(name: str) -> float:
+    return EXTREME_FLOOR_DB.get(name, QUALITY_FLOOR_DB)
 
 
 def image_codec(name: str) -> Codec:
@@ -127,7 +134,7 @@ def test_quality_floor_at_the_default_quality(name: str, kodak_crop: torch.Tenso
     if name in UNTRAINED:
         pytest.skip(f"{name} runs on untrained stand-in weights in this checkout (no quality to hold)")
     x = gc.decode_tensor(gc.encode(kodak_crop, codec=name))
-    assert psnr(x, kodak_crop) > QUALITY_FLOOR_DB
+    assert psnr(x, kodak_crop) > floor_db(name)
 
 
 @pytest.mark.parametrize("name", ALL)
@@ -165,7 +172,7 @@ def test_grayscale_in_grayscale_out(name: str, kodak_crop: torch.Tensor) -> None
     img = gc.decode(data)
     assert img.mode == "L" and img.size == (128, 96)
     if name not in UNTRAINED:
-        assert psnr(gc.decode_tensor(data), gray) > QUALITY_FLOOR_DB
+        assert psnr(gc.decode_tensor(data), gray) > floor_db(name)
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ import torch
 import glocal_codec as gc
 from glocal_codec.bitstream.errors import CorruptStreamError
 from glocal_codec.codecs import Refinable, Restorable, codec_id, open_codec
-from glocal_codec.codecs.base import ExactSynthesis, LatentModel, LevelFacts
+from glocal_codec.codecs.base import DistortionTerms, ExactSynthesis, LatentModel, LevelFacts
 from glocal_codec.codecs.hyperprior import LAMBDAS
 from glocal_codec.codecs.vq import PASSES, VqCodec, VqConfig, VqModel, drop_mask, pass_masks
 from glocal_codec.train.loop import rd_loss
@@ -78,6 +78,7 @@ def test_training_pass_uses_the_models_own_distortion():
     with pytest.raises(ValueError, match="unknown distortion"):
         Distortion({"ssim": 1.0})
     assert make_distortion(torch.nn.Linear(1, 1)) is None  # other models keep the MSE
+    assert isinstance(model, DistortionTerms)
 
 
 def test_pass_masks_cover_every_position_once():

@@ -16,7 +16,7 @@ Codecs never see file bytes: the API wraps a :class:`Payload` into the ``.glc`` 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Iterator, Literal, Protocol, Sequence, runtime_checkable
+from typing import TYPE_CHECKING, Callable, Iterator, Literal, Mapping, Protocol, Sequence, runtime_checkable
 
 if TYPE_CHECKING:  # annotations only: importing the contract (and the registry) never imports torch
     import numpy as np
@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # annotations only: importing the contract (and the registry)
 
 __all__ = [
     "Payload", "Codec", "NO_WEIGHTS", "Refinable", "Placeable", "Uint8Codec", "VideoCodec", "MultiClip", "ClipInfo",
-    "LatentModel", "RefinableLatentModel", "LevelFacts", "ExactSynthesis", "FittedEncoder", "ProgressFn", "Rounding", "Rescalable", "Restorable", "FrameStreaming",
+    "LatentModel", "RefinableLatentModel", "LevelFacts", "ExactSynthesis", "FittedEncoder", "ProgressFn", "Rounding", "Rescalable", "Restorable", "DistortionTerms", "FrameStreaming",
 ]
 
 #: Weights digest written by codecs that have no weights (classical codecs).
@@ -222,6 +222,16 @@ class LevelFacts(Protocol):
     ``glocal-codec info`` shows them for a file without importing the model."""
 
     def level_facts(self, q: int) -> dict[str, str]: ...
+
+
+@runtime_checkable
+class DistortionTerms(Protocol):
+    """A :class:`LatentModel` trained on its own distortion instead of the rate-distortion MSE:
+    ``distortion_weights`` maps term names to weights (``vq``: ``{"l1": 1, "lpips": 1}``, the
+    VQGAN objective); the training loop builds it with :func:`glocal_codec.train.losses.make_distortion`."""
+
+    @property
+    def distortion_weights(self) -> Mapping[str, float]: ...
 
 
 @runtime_checkable

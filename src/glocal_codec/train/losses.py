@@ -1,6 +1,7 @@
 """Training distortions a model can ask for instead of the rate-distortion MSE.
 
-A model whose objective is not ``lambda * 255^2 * MSE`` names its terms in a
+A model whose objective is not ``lambda * 255^2 * MSE`` follows
+:class:`~glocal_codec.codecs.base.DistortionTerms`: it names its terms in a
 ``distortion_weights`` mapping (``{"l1": 1.0, "lpips": 1.0}`` for ``vq``, the VQGAN objective of
 Esser et al., CVPR 2021, without its adversarial term); :func:`make_distortion` turns that into a
 callable the training loop adds to the rate and the model's auxiliary loss. Models without the
@@ -24,6 +25,8 @@ from typing import Callable
 
 import torch
 import torch.nn.functional as F
+
+from ..codecs.base import DistortionTerms
 
 __all__ = ["Distortion", "DistortionValue", "make_distortion", "TERMS"]
 
@@ -75,6 +78,8 @@ class Distortion:
 
 
 def make_distortion(model: torch.nn.Module, device: torch.device | str = "cpu") -> Distortion | None:
-    """The model's own distortion (its ``distortion_weights``), or ``None`` for the loop's MSE."""
-    weights = getattr(model, "distortion_weights", None)
-    return Distortion(weights, device) if weights else None
+    """The model's own distortion (a :class:`~glocal_codec.codecs.base.DistortionTerms` model's
+    ``distortion_weights``), or ``None`` for the loop's MSE."""
+    if not isinstance(model, DistortionTerms):
+        return None
+    return Distortion(model.distortion_weights, device)

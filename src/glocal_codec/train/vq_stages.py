@@ -87,7 +87,7 @@ def reduce_codebooks(model: VqModel, sampler: CropSampler, dist: Distortion, sc:
             opt.zero_grad(set_to_none=True)
             d.total.backward()
             opt.step()
-            losses.append(float(d.total))
+            losses.append(float(d.total.detach()))
             if (step + 1) % 20 == 0:
                 _log(f"books K={k} step {step + 1} loss {np.mean(losses[-20:]):.4f} {d.parts}")
         with torch.no_grad():
@@ -177,7 +177,7 @@ def train_prior(model: VqModel, maps: list[list[torch.Tensor]], held: list[list[
         loss.backward()
         opt.step()
         step += 1
-        if step % 500 == 0:
+        if step % 250 == 0:
             ev = _held_bits(model, held, books)
             curve.append({"step": step, "seconds": round(time.monotonic() - t0, 1), "train_bits_per_level": float(loss) / levels,
                           **{f"q{q + 1}": ev[q] for q in range(levels)}})
