@@ -19,7 +19,8 @@ process that imported the package (and torch) first.
 
 ``--lifted`` decodes the video bomb with ``--max-pixels 0`` to ``.mp4`` (playable H.264) and to
 ``.y4m``: the streamed decode's peak memory against the clip's 3.3 GB as float32 (minutes).
-``--per-pixel`` measures what an accepted image costs: peak memory of ``encode`` and ``decode``
+``--inr`` decodes a 240-frame 640x360 ``hnerv`` file to ``.y4m`` (frames streamed to the file
+since #36: compare with ``--src`` of an older checkout). ``--per-pixel`` measures what an accepted image costs: peak memory of ``encode`` and ``decode``
 with ``jpeg`` and ``msh`` at 3 and 12.6 Mpixel (a Kodak photo resized); the slope is bytes per
 pixel, which is what ``MAX_DECODE_PIXELS`` (2^27) is chosen against. ``--src`` runs another copy of
 the package (e.g. ``git archive HEAD src``) for a before/after. Never timed inside tests/.
@@ -178,6 +179,34 @@ def lifted(out: Path, env: dict[str, str]) -> list[dict]:
     return rows
 
 
+_INR_CLIP = """
+import sys, torch
+from fractions import Fraction
+from glocal_codec.bitstream import Container, MediaKind, write_container
+from glocal_codec.bitstream.video_params import pack_video_params
+from glocal_codec.codecs import NO_WEIGHTS, codec_id
+from glocal_codec.codecs.hnerv import HNeRVCodec
+t, h, w = 240, 360, 640
+yy, xx = torch.meshgrid(torch.linspace(0, 1, h), torch.linspace(0, 1, w), indexing="ij")
+x = torch.stack([torch.stack([(xx + i / t) % 1, yy, 0.5 * (xx + yy)]) for i in range(t)])
+p = HNeRVCodec(epochs=1).encode(x, 1)
+open(sys.argv[1], "wb").write(write_container(Container(codec_id("hnerv"), NO_WEIGHTS, MediaKind.VIDEO,
+    tuple(p.shape), p.quality, pack_video_params(Fraction(25), p.params), tuple(p.streams))))
+"""
+
+
+def inr(out: Path, env: dict[str, str]) -> list[dict]:
+    """Peak memory of ``video decode`` of a 240-frame 640x360 ``hnerv`` file (a one-epoch fit: the
+    pixels do not matter) to ``.y4m``: the clip is 663 MB as float32, 166 MB as 8-bit frames."""
+    clip = out / "hnerv-240x640x360.glc"
+    subprocess.run([sys.executable, "-c", _INR_CLIP, str(clip)], env=env, check=True)
+    dst = out / "inr.y4m"
+    r = cli(["video", "decode", str(clip), "-o", str(dst), "-f"], env)
+    r["output_mb"] = round(dst.stat().st_size / 2**20, 1) if dst.exists() else None
+    dst.unlink(missing_ok=True)
+    return [{"case": "video decode hnerv 240 x 640x360 -o .y4m", "file_kb": round(clip.stat().st_size / 1024, 1), **r}]
+
+
 def per_pixel(out: Path, env: dict[str, str]) -> list[dict]:
     from PIL import Image
 
@@ -208,6 +237,7 @@ def main() -> None:
     p.add_argument("--json", type=Path)
     p.add_argument("--lifted", action="store_true", help="also decode the video bomb with --max-pixels 0")
     p.add_argument("--per-pixel", action="store_true", help="also measure memory per pixel of accepted images")
+    p.add_argument("--inr", action="store_true", help="also measure the peak memory of a long hnerv video decode")
     p.add_argument("--src", type=Path, help="run this copy of the package's src folder instead")
     p.add_argument("--make-bombs", type=Path, help=argparse.SUPPRESS)
     a = p.parse_args()
@@ -231,6 +261,11 @@ def main() -> None:
         if a.lifted:
             result["lifted"] = lifted(folder, env)
             for r in result["lifted"]:
+                print(f"{r['case']:<40} exit {r['exit']}  {r['wall_s']:.1f} s (CPU {r['cpu_s']:.1f} s) "
+                      f"{r['peak_rss_mb']:>7} MB", flush=True)
+        if a.inr:
+            result["inr"] = inr(folder, env)
+            for r in result["inr"]:
                 print(f"{r['case']:<40} exit {r['exit']}  {r['wall_s']:.1f} s (CPU {r['cpu_s']:.1f} s) "
                       f"{r['peak_rss_mb']:>7} MB", flush=True)
         if a.per_pixel:

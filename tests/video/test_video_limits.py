@@ -113,3 +113,60 @@ def test_a_stream_that_fails_part_way_leaves_nothing(tmp_path: Path) -> None:
     with pytest.raises(CorruptStreamError):
         video.write_frames(tmp_path / "g", video.decode_video_frames(more))
     assert [p.name for p in (tmp_path / "g").iterdir()] == ["keep.txt"]
+
+
+def _inr_file(name: str, x: torch.Tensor) -> tuple[object, object, bytes]:
+    """A one-epoch fit of ``name`` on ``x`` (pixels do not matter here), as a ``.glc`` file."""
+    from fractions import Fraction
+
+    from glocal_codec.bitstream import Container, MediaKind
+    from glocal_codec.bitstream.video_params import pack_video_params
+    from glocal_codec.codecs import NO_WEIGHTS, codec_id
+
+    codec = type(open_codec(name))(epochs=1)
+    p = codec.encode(x, 3)
+    data = write_container(Container(codec_id(name), NO_WEIGHTS, MediaKind.VIDEO, tuple(p.shape), p.quality,
+                                     pack_video_params(Fraction(25), p.params), tuple(p.streams)))
+    return codec, p, data
+
+
+@pytest.mark.parametrize("name", ["hnerv", "nirvana", "pfnr"])
+def test_inr_codecs_stream_frames(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The neural representations render frame by frame into the output too (#36 part 4): the
+    streamed frames are the collected clip's, rounded the same way, and asking for the first frame
+    renders one frame, not the clip."""
+    torch.manual_seed(0)
+    x = torch.rand(5, 3, 32, 48)
+    codec, payload, data = _inr_file(name, x)
+    assert isinstance(codec, FrameStreaming)
+    clip = video.decode_video(data)
+    frames = np.stack(list(video.decode_video_frames(data).frames))
+    assert frames.dtype == np.uint8 and frames.shape == (5, 32, 48, 3)
+    from glocal_codec.yuv import to_uint8_frames
+
+    assert np.array_equal(frames, to_uint8_frames(clip.frames))
+    rendered: list[int] = []
+    render = codec.render
+
+    def counting(p, index=None):  # noqa: ANN001, ANN202 - a spy around the codec's own render
+        for f in render(p, index):
+            rendered.append(1)
+            yield f
+
+    monkeypatch.setattr(codec, "render", counting)
+    it = codec.decode_frames(payload)
+    assert next(it).shape == (32, 48, 3) and len(rendered) == 1
+    assert len(list(it)) == 4 and len(rendered) == 5
+
+
+def test_one_video_of_a_pfnr_file_streams_too() -> None:
+    torch.manual_seed(0)
+    codec, payload, data = _inr_file("pfnr", torch.rand(3, 3, 24, 32))
+    data = video.append_video(data, torch.rand(2, 1, 24, 32))
+    for index, shape in ((0, (3, 24, 32, 3)), (1, (2, 24, 32, 1)), (None, (2, 24, 32, 1))):
+        frames = np.stack(list(video.decode_video_frames(data, index=index).frames))
+        assert frames.shape == shape
+        clip = video.decode_video(data, index=index).frames
+        from glocal_codec.yuv import to_uint8_frames
+
+        assert np.array_equal(frames, to_uint8_frames(clip)[..., : shape[-1]])

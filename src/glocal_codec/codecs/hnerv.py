@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -45,7 +45,7 @@ from ..bitstream.varint import decode_varint
 from .base import Payload
 from ..nn.glocal_block import GlocalBlock
 from ..nn.residual import DepthwiseConvBlock
-from .video_base import ProgressFn, VideoCodecBase
+from .video_base import ProgressFn, RenderedVideoCodec
 from ..nn.inr import QConv2d, pad_to, set_qbits
 from ..bitstream.fields import check_end, check_version, pack_fields, read_fields
 from ..engine.fit import cosine_lr, report
@@ -193,7 +193,7 @@ def _fc_dim_for(target_params: int, embed_dim: int, strides: tuple[int, ...], mi
     return best
 
 
-class HNeRVCodec(VideoCodecBase):
+class HNeRVCodec(RenderedVideoCodec):
     """HNeRV as a video codec plugin (see the module docstring).
 
     ``epochs`` (passes over the clip), ``lr`` and ``batch`` set the fitting budget; the registry
@@ -270,8 +270,9 @@ class HNeRVCodec(VideoCodecBase):
                                 encode_embedding(emb, arch.embed_bits)))
 
     # -- decoding --------------------------------------------------------------------------
-    @torch.inference_mode()
-    def decode(self, payload: Payload, *, progress: ProgressFn | None = None) -> torch.Tensor:
+    def render(self, payload: Payload, index: int | None = None) -> Iterator[torch.Tensor]:
+        """The frames, one network pass each (:class:`RenderedVideoCodec`: ``decode`` and the
+        streamed ``decode_frames`` come from here)."""
         t, c, h, w = self._check_payload(payload, streams=2, params=True)
         arch = HNeRVArch.from_bytes(payload.params)
         count, _ = decode_varint(payload.streams[0], 0, "weight value count")
@@ -283,12 +284,13 @@ class HNeRVCodec(VideoCodecBase):
         eh, ew = -(-h // arch.stride), -(-w // arch.stride)
         emb = decode_embedding(payload.streams[1], (t, arch.embed_dim, eh, ew), arch.embed_bits)
         dec = dec.to(self.device).eval()
-        out = torch.empty(t, c, h, w)
-        for i in range(t):
-            y = dec(emb[i : i + 1].to(self.device))[..., :h, :w].float().cpu()
-            out[i] = y[0].mean(0, keepdim=True) if c == 1 else y[0]
-            report(progress, i + 1, t)
-        return out
+        return self._frames(dec, emb, c, h, w)
+
+    def _frames(self, dec: HNeRVDecoder, emb: torch.Tensor, c: int, h: int, w: int) -> Iterator[torch.Tensor]:
+        for i in range(emb.shape[0]):
+            with torch.inference_mode():
+                y = dec(emb[i : i + 1].to(self.device))[0, :, :h, :w].float().cpu()
+            yield y.mean(0, keepdim=True) if c == 1 else y
 
     @staticmethod
     def quality_report(x: torch.Tensor, y: torch.Tensor) -> float:

@@ -88,7 +88,7 @@ from ..bitstream.errors import BitstreamError, CorruptStreamError, LimitError
 from ..bitstream.varint import decode_varint, encode_varint
 from .base import Payload
 from ..entropy.coder import GaussianCoder
-from .video_base import ProgressFn, VideoCodecBase
+from .video_base import ProgressFn, RenderedVideoCodec
 from ..nn.inr import pad_to
 from ..bitstream.fields import check_end, check_version, pack_fields, read_fields
 from ..engine.fit import cosine_lr, report
@@ -342,7 +342,7 @@ def decode_group(data: bytes, prevs: list[torch.Tensor], bits: int) -> list[torc
 # -- the codec ------------------------------------------------------------------------------------
 
 
-class NirvanaCodec(VideoCodecBase):
+class NirvanaCodec(RenderedVideoCodec):
     """NIRVANA as a video codec plugin (see the module docstring).
 
     ``epochs`` is the fitting budget: passes over each group's frames (scaled per group by its
@@ -532,13 +532,11 @@ class NirvanaCodec(VideoCodecBase):
                     out[i] = y.mean(0, keepdim=True) if c == 1 else y
             yield k * arch.group, out
 
-    def decode(self, payload: Payload, *, progress: ProgressFn | None = None) -> torch.Tensor:
-        t, c, h, w = self._check_payload(payload, streams=None, params=True)
-        out = torch.empty(t, c, h, w)
-        for s, frames in self.decode_groups(payload):
-            out[s : s + frames.shape[0]] = frames
-            report(progress, s + frames.shape[0], t)
-        return out
+    def render(self, payload: Payload, index: int | None = None) -> Iterator[torch.Tensor]:
+        """The frames in order, group by group (:class:`RenderedVideoCodec`: ``decode`` and the
+        streamed ``decode_frames`` come from here; a stream holds one group's frames)."""
+        groups = self.decode_groups(payload)
+        return (f for _, frames in groups for f in frames)
 
     @staticmethod
     def quality_report(x: torch.Tensor, y: torch.Tensor) -> float:

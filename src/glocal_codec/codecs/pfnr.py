@@ -86,7 +86,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import ClassVar, NamedTuple, Sequence
+from typing import ClassVar, Iterator, NamedTuple, Sequence
 
 import constriction
 import numpy as np
@@ -98,7 +98,7 @@ from ..bitstream.container import MAX_FRAMES, MAX_VIDEO_PIXELS
 from ..bitstream.errors import BitstreamError, CorruptStreamError, LimitError, TruncatedError
 from ..bitstream.varint import decode_varint, encode_varint
 from .base import ClipInfo, Payload
-from .video_base import ProgressFn, VideoCodecBase
+from .video_base import ProgressFn, RenderedVideoCodec
 from ..nn.inr import pad_to
 from ..bitstream.fields import check_end, check_version, pack_fields, read_fields
 from ..engine.fit import cosine_lr, report
@@ -574,7 +574,7 @@ def _fc_dim_for(target: int, strides: tuple[int, ...], h: int, w: int, min_fc: i
     return 256
 
 
-class PFNRCodec(VideoCodecBase):
+class PFNRCodec(RenderedVideoCodec):
     """PFNR as a video codec plugin (see the module docstring).
 
     Single clip: ``encode`` / ``decode`` are a one-session network. Several videos:
@@ -703,17 +703,34 @@ class PFNRCodec(VideoCodecBase):
         return _write_stream(s, arch, used, masks, qs, steps, list(net.biases))
 
     # -- decoding ----------------------------------------------------------------------------
-    def decode(self, payload: Payload, *, progress: ProgressFn | None = None) -> torch.Tensor:
-        """The file's last video (the one the container's shape describes)."""
+    def clip_shape(self, payload: Payload, index: int | None = None) -> tuple[int, int, int, int]:
+        """``(T, C, H, W)`` of video ``index`` (``None``: the last one, the container's shape)."""
         arch = self._arch_of(payload)
-        return self._render(arch, payload.streams, len(arch.sessions) - 1, progress)
+        s = self._session(arch, index)
+        return (*arch.sessions[s], arch.height, arch.width)
+
+    def render(self, payload: Payload, index: int | None = None) -> Iterator[torch.Tensor]:
+        """The frames of video ``index`` (``None``: the file's last video, the one the
+        container's shape describes); ``decode`` / ``decode_frames`` and their per-video
+        ``decode_clip`` / ``decode_clip_frames`` come from here."""
+        arch = self._arch_of(payload)
+        return self._render(arch, payload.streams, self._session(arch, index))
 
     def decode_clip(self, payload: Payload, s: int, *, progress: ProgressFn | None = None) -> torch.Tensor:
         """Video ``s`` (0-based, in the order they were added) of a payload."""
-        arch = self._arch_of(payload)
-        if not 0 <= s < len(arch.sessions):
-            raise IndexError(f"pfnr: the file holds {len(arch.sessions)} video(s), no video {s}")
-        return self._render(arch, payload.streams, s, progress)
+        return self._collect(payload, s, progress)
+
+    def decode_clip_frames(self, payload: Payload, s: int, *, progress: ProgressFn | None = None) -> Iterator[np.ndarray]:
+        """Video ``s`` as ``H x W x C`` uint8 frames, decoded while they are consumed."""
+        return self._frames_uint8(payload, s, progress)
+
+    @staticmethod
+    def _session(arch: PFNRArch, index: int | None) -> int:
+        if index is None:
+            return len(arch.sessions) - 1
+        if not 0 <= index < len(arch.sessions):
+            raise IndexError(f"pfnr: the file holds {len(arch.sessions)} video(s), no video {index}")
+        return index
 
     def clips(self, payload: Payload) -> list[ClipInfo]:
         """Frames and channels of every video in the payload (:class:`~glocal_codec.codecs.MultiClip`)."""
@@ -730,19 +747,19 @@ class PFNRCodec(VideoCodecBase):
                                    len(payload.streams[s])))
         return out
 
-    @torch.inference_mode()
-    def _render(self, arch: PFNRArch, streams: Sequence[bytes], s: int, progress: ProgressFn | None) -> torch.Tensor:
-        state = _load_sessions(arch, streams, s)
-        net = PFNRNet.for_decoding(arch, state.fixed, state.masks, state.biases).to(self.device).eval()
+    def _render(self, arch: PFNRArch, streams: Sequence[bytes], s: int) -> Iterator[torch.Tensor]:
+        with torch.inference_mode():
+            state = _load_sessions(arch, streams, s)  # checked now, before the first frame is asked for
+            net = PFNRNet.for_decoding(arch, state.fixed, state.masks, state.biases).to(self.device).eval()
         t, c = arch.sessions[s]
-        h, w = arch.height, arch.width
+        return self._frames(net, t, c, arch.height, arch.width)
+
+    def _frames(self, net: PFNRNet, t: int, c: int, h: int, w: int) -> Iterator[torch.Tensor]:
         pos = _positions(t)
-        out = torch.empty(t, c, h, w)
         for i in range(t):  # frame by frame: the same computation for a video whatever else the file holds
-            y = net(pos[i : i + 1].to(self.device))[0, :, :h, :w].float().cpu()
-            out[i] = y.mean(0, keepdim=True) if c == 1 else y
-            report(progress, i + 1, t)
-        return out
+            with torch.inference_mode():
+                y = net(pos[i : i + 1].to(self.device))[0, :, :h, :w].float().cpu()
+            yield y.mean(0, keepdim=True) if c == 1 else y
 
     # -- helpers -----------------------------------------------------------------------------
     def _arch_of(self, payload: Payload) -> PFNRArch:

@@ -13,22 +13,25 @@ A video codec follows :class:`glocal_codec.codecs.VideoCodec` (``media = "video"
 An INR codec fits the same mould: ``encode`` overfits a network to the clip and returns its
 quantised, entropy-coded weights as streams (plus e.g. embeddings); its model hyper-parameters
 go into ``params``; ``decode`` rebuilds the network and renders the frames.
-:class:`VideoCodecBase` gives the checks they all need.
+:class:`VideoCodecBase` gives the checks they all need; :class:`RenderedVideoCodec` turns one
+frame-by-frame ``render`` into ``decode`` and the streamed ``decode_frames``, so a long clip is
+written to a file holding one frame (or one group of frames), never the clip.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, Iterator, Literal, Mapping
 
 import numpy as np
 
 from ..bitstream.errors import CorruptStreamError
+from ..engine.fit import report
 from .base import NO_WEIGHTS, Payload, ProgressFn
 
 if TYPE_CHECKING:  # torch is imported where clips are handled: listing the codecs needs none
     import torch
 
-__all__ = ["VideoCodecBase", "ProgressFn"]
+__all__ = ["VideoCodecBase", "RenderedVideoCodec", "ProgressFn"]
 
 
 class VideoCodecBase:
@@ -80,3 +83,57 @@ class VideoCodecBase:
             raise CorruptStreamError(f"{self.name} takes no codec parameters, got {len(payload.params)} bytes")
         t, c, h, w = (int(v) for v in shape)
         return t, c, h, w
+
+
+class RenderedVideoCodec(VideoCodecBase):
+    """A video codec that rebuilds a network from the payload and renders the clip frame by frame
+    (the INR codecs). Subclasses implement :meth:`render`; ``decode`` collects its frames, and
+    ``decode_frames`` (:class:`~glocal_codec.codecs.FrameStreaming`) yields them as ``H x W x C``
+    uint8 while they are consumed, so ``video decode`` never holds the clip. A codec whose payload
+    holds several clips (:class:`~glocal_codec.codecs.MultiClip`) renders clip ``index`` and gets
+    ``decode_clip`` / ``decode_clip_frames`` from the same two helpers."""
+
+    def render(self, payload: Payload, index: int | None = None) -> Iterator[torch.Tensor]:
+        """The frames of clip ``index`` (``None``: the one the header describes) in order, each
+        ``C x H x W`` float in [0, 1]; checks the payload before the first frame."""
+        raise NotImplementedError
+
+    def clip_shape(self, payload: Payload, index: int | None = None) -> tuple[int, int, int, int]:
+        """``(T, C, H, W)`` of clip ``index``: the header's shape (multi-clip codecs override)."""
+        return self._check_payload(payload, streams=None, params=True)
+
+    def decode(self, payload: Payload, *, progress: ProgressFn | None = None) -> torch.Tensor:
+        return self._collect(payload, None, progress)
+
+    def decode_frames(self, payload: Payload, *, progress: ProgressFn | None = None) -> Iterator[np.ndarray]:
+        """The frames of :meth:`decode` one at a time as ``H x W x C`` uint8 (rounded as the video
+        API rounds a decoded clip, so streamed and collected files hold the same pixels)."""
+        return self._frames_uint8(payload, None, progress)
+
+    def _collect(self, payload: Payload, index: int | None, progress: ProgressFn | None) -> torch.Tensor:
+        import torch
+
+        t, c, h, w = self.clip_shape(payload, index)
+        out = torch.empty(t, c, h, w)
+        n = 0
+        for n, frame in enumerate(self.render(payload, index), 1):
+            if n > t:
+                raise CorruptStreamError(f"{self.name} rendered more than the {t} frames the header says")
+            out[n - 1] = frame
+            report(progress, n, t)
+        if n != t:
+            raise CorruptStreamError(f"{self.name} rendered {n} frames, the header says {t}")
+        return out
+
+    def _frames_uint8(self, payload: Payload, index: int | None, progress: ProgressFn | None) -> Iterator[np.ndarray]:
+        from ..yuv import to_uint8_frames
+
+        t, c, _, _ = self.clip_shape(payload, index)  # checked now, before the first frame is asked for
+
+        def frames() -> Iterator[np.ndarray]:
+            for n, frame in enumerate(self.render(payload, index), 1):
+                f = to_uint8_frames(frame.unsqueeze(0))[0]
+                yield f[:, :, :1] if c == 1 else f
+                report(progress, n, t)
+
+        return frames()

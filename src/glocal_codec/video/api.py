@@ -167,13 +167,14 @@ def decode_video_frames(data: bytes, *, progress: ProgressFn | None = None,
     The header and ``max_pixels`` are checked now; a damaged stream raises its
     :class:`~glocal_codec.bitstream.BitstreamError` while the frames are read (possibly after
     some of them). Codecs that decode frame by frame (:class:`~glocal_codec.codecs.FrameStreaming`:
-    ``x264``, ``x265``, ``av1``) hold a few frames; the others (the neural representations
-    ``hnerv``, ``nirvana``, ``pfnr``, which render the clip at once) decode the whole clip when
-    the first frame is asked for, as :func:`decode_video` does.
+    every built-in one; ``nirvana`` renders a group of frames at a time) hold a few frames; a
+    third-party codec without ``decode_frames`` decodes the whole clip when the first frame is
+    asked for, as :func:`decode_video` does.
     """
     codec, fps, payload, shape = _open_for_decode(data, max_pixels, device, index)
     t, c, h, w = shape
-    streaming = isinstance(codec, FrameStreaming) and not (index is not None and isinstance(codec, MultiClip))
+    one_of_many = index is not None and isinstance(codec, MultiClip)
+    streaming = isinstance(codec, FrameStreaming)
 
     def frames():
         if not streaming:
@@ -186,7 +187,9 @@ def decode_video_frames(data: bytes, *, progress: ProgressFn | None = None,
             return
         n = 0
         try:
-            for f in codec.decode_frames(payload, progress=progress):
+            it = (codec.decode_clip_frames(payload, index, progress=progress) if one_of_many
+                  else codec.decode_frames(payload, progress=progress))
+            for f in it:
                 if not isinstance(f, np.ndarray) or f.shape != (h, w, c) or f.dtype != np.uint8:
                     got = (f.dtype, f.shape) if isinstance(f, np.ndarray) else type(f).__name__
                     raise CorruptStreamError(f"{codec.name} decoded a frame {got}, the header says uint8 {(h, w, c)}")
