@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from glocal_codec.nn import GDN, conv, deconv
@@ -51,3 +52,22 @@ def test_out_of_range_activations_are_refused_not_rounded() -> None:
 def test_unsupported_layers_are_named() -> None:
     with pytest.raises(TypeError, match="GELU"):
         FixedPointNet(nn.Sequential(nn.Conv2d(3, 3, 1), nn.GELU()))
+
+
+@pytest.mark.parametrize("k,s,p,op,cin,cout", [(5, 2, 2, 1, 6, 8), (3, 2, 1, 1, 4, 5), (4, 2, 1, 0, 3, 7),
+                                             (5, 2, 2, 0, 5, 5), (2, 2, 0, 0, 4, 4), (5, 3, 2, 2, 3, 6)])
+def test_transposed_convolution_as_phases_is_bit_exact(k: int, s: int, p: int, op: int, cin: int, cout: int) -> None:
+    """The sub-pixel form of a transposed convolution gives the very bits of F.conv_transpose2d
+    (sums of grid values are exact in any order), odd sizes included."""
+    from glocal_codec.nn.fixed_point import _transposed_as_conv
+
+    g = torch.Generator().manual_seed(k * 100 + s * 10 + p)
+    layer = torch.nn.ConvTranspose2d(cin, cout, k, stride=s, padding=p, output_padding=op)
+    w = to_grid(torch.randn(cin, cout, k, k, generator=g, dtype=torch.float64))
+    b = to_grid(torch.randn(cout, generator=g, dtype=torch.float64), 32)
+    run = _transposed_as_conv(layer, w, b)
+    assert run is not None
+    for h, wd in ((7, 9), (1, 1), (4, 13)):
+        x = to_grid(torch.randn(1, cin, h, wd, generator=g, dtype=torch.float64) * 8)
+        ref = F.conv_transpose2d(x, w, b, stride=s, padding=p, output_padding=op)
+        assert torch.equal(run(x), ref)

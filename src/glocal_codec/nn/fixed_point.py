@@ -61,6 +61,73 @@ def _check(bound: float, what: str) -> None:
                             f"{_ACC_LIMIT:.3g} of the fixed-point decoder")
 
 
+class _Phases:
+    """One axis of a stride-``s`` transposed convolution as ``s`` interleaved correlations.
+
+    Output ``o = s m + r`` of ``conv_transpose(x, w)`` (padding ``p``) sums ``x[i] w[k]`` over
+    ``s i + k = o + p``: with ``c = r + p``, the taps ``k = c mod s + s j`` meet
+    ``x[m + c // s - j]``. Every phase is thus a plain correlation of ``x`` over the window
+    ``m + amin .. m + amax`` (taps a phase does not have are zero), which the sub-pixel
+    formulation (Shi et al., "Real-Time Single Image and Video Super-Resolution Using an
+    Efficient Sub-Pixel Convolutional Neural Network", CVPR 2016) runs as one convolution with
+    ``s * s`` times the output channels followed by a pixel shuffle.
+    """
+
+    def __init__(self, k: int, s: int, p: int, op: int) -> None:
+        self.k, self.s, self.p, self.op = k, s, p, op
+        cs = [r + p for r in range(s)]
+        self.taps = [list(range(c % s, k, s)) for c in cs]  # k of phase r, j = 0, 1, ...
+        self.top = [c // s for c in cs]  # window offset of tap j = 0
+        self.amin = min(t - len(k_) + 1 for t, k_ in zip(self.top, self.taps))
+        self.amax = max(self.top)
+        self.size = self.amax - self.amin + 1
+
+    def out_len(self, n: int) -> int:
+        return (n - 1) * self.s - 2 * self.p + self.k + self.op
+
+
+def _phase_weight(w: torch.Tensor, ph: _Phases, pw: _Phases) -> torch.Tensor:
+    """``ConvTranspose2d`` weight (Cin, Cout, K, K) -> the conv2d weight (Cout*s*s, Cin, Lh, Lw)
+    whose output channel ``c*s*s + rh*s + rw`` is phase ``(rh, rw)`` of output channel ``c``
+    (the order ``pixel_shuffle`` reads)."""
+    cin, cout = w.shape[:2]
+    g = w.new_zeros(cout, ph.s, pw.s, cin, ph.size, pw.size)
+    for rh in range(ph.s):
+        for jh, kh in enumerate(ph.taps[rh]):
+            for rw in range(pw.s):
+                for jw, kw in enumerate(pw.taps[rw]):
+                    g[:, rh, rw, :, ph.top[rh] - jh - ph.amin, pw.top[rw] - jw - pw.amin] = w[:, :, kh, kw].t()
+    return g.reshape(cout * ph.s * pw.s, cin, ph.size, pw.size)
+
+
+def _transposed_as_conv(layer: nn.ConvTranspose2d, w: torch.Tensor, b: torch.Tensor | None):
+    """``F.conv_transpose2d`` with ``layer``'s geometry as a conv2d + pixel shuffle, or None
+    where that does not apply (groups, dilation, unequal strides) or would not be faster. Exact sums do not depend on
+    their order, so the result is bit for bit the transposed convolution's (tested); float64
+    ``conv_transpose2d`` has no fast CPU kernel and took a third of ``glocal``'s decode."""
+    sh, sw = layer.stride
+    if layer.groups != 1 or tuple(layer.dilation) != (1, 1) or sh != sw:
+        return None
+    ph = _Phases(layer.kernel_size[0], sh, layer.padding[0], layer.output_padding[0])
+    pw = _Phases(layer.kernel_size[1], sw, layer.padding[1], layer.output_padding[1])
+    # both float64 CPU paths unfold: the convolution Cin*Lh*Lw values per input position, the
+    # transposed one Cout*Kh*Kw; take the other path where it unfolds less (e.g. a 3-channel output)
+    if w.shape[0] * ph.size * pw.size > w.shape[1] * ph.k * pw.k:
+        return None
+    g = _phase_weight(w, ph, pw)
+    bg = None if b is None else b.repeat_interleave(sh * sw)
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        n_h, n_w = x.shape[-2:]
+        oh, ow = ph.out_len(n_h), pw.out_len(n_w)
+        mh, mw = -(-oh // sh), -(-ow // sw)  # positions per phase
+        xp = F.pad(x, (-pw.amin, max(0, mw + pw.amax - n_w), -ph.amin, max(0, mh + ph.amax - n_h)))
+        y = F.conv2d(xp, g.to(x.device), None if bg is None else bg.to(x.device))
+        return F.pixel_shuffle(y[..., :mh, :mw], sh)[..., :oh, :ow]
+
+    return run
+
+
 def _conv_op(layer: nn.Conv2d | nn.ConvTranspose2d) -> Callable[[torch.Tensor], torch.Tensor]:
     w = to_grid(layer.weight.detach().double().cpu())
     b = None if layer.bias is None else to_grid(layer.bias.detach().double().cpu(), 2 * FRAC)
@@ -72,11 +139,14 @@ def _conv_op(layer: nn.Conv2d | nn.ConvTranspose2d) -> Callable[[torch.Tensor], 
     kw = dict(stride=layer.stride, padding=layer.padding, dilation=layer.dilation, groups=layer.groups)
     if transposed:
         kw["output_padding"] = layer.output_padding
+    as_conv = _transposed_as_conv(layer, w, b) if transposed else None
 
     def run(x: torch.Tensor) -> torch.Tensor:
         _check(_absmax(x) * l1_max + b_max, type(layer).__name__)
         bd = None if b is None else b.to(x.device)
-        if transposed:
+        if as_conv is not None:
+            y = as_conv(x)
+        elif transposed:
             y = F.conv_transpose2d(x, w.to(x.device), bd, **kw)
         else:
             y = F.conv2d(x, w.to(x.device), bd, **kw)
