@@ -398,3 +398,23 @@ def test_same_bytes_in_another_process_with_other_cpu_paths() -> None:
         }
     )
     assert other == here
+
+
+def test_top_selection_matches_a_stable_ranking() -> None:
+    """The apportionment's "n largest, ties to the lower index" (from sorted values) is exactly
+    what ranking each row with a stable sort gives, with heavy ties and n out of range."""
+    from glocal_codec.entropy.categorical import _top
+
+    def by_rank(key: np.ndarray, n: np.ndarray) -> np.ndarray:
+        order = np.argsort(-key, axis=1, kind="stable")
+        rank = np.empty_like(order)
+        np.put_along_axis(rank, order, np.broadcast_to(np.arange(key.shape[1]), order.shape), axis=1)
+        return rank < n[:, None]
+
+    rng = np.random.default_rng(5)
+    for trial in range(300):
+        r, k = int(rng.integers(1, 40)), int(rng.integers(1, 300))
+        hi = int(rng.integers(1, 6)) if trial % 2 else 2**54
+        key = rng.integers(-1, hi, size=(r, k))
+        n = rng.integers(-3, k + 3, size=r)
+        assert np.array_equal(_top(key, n), by_rank(key, n)), trial
