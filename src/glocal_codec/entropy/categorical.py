@@ -115,8 +115,7 @@ def quantize_pmf(probs: ArrayLike, precision: int = 16) -> np.ndarray:
 
     t_weight = 1 << p_bits  # products below stay < 2**62; the removals < 2**48
     num = w * t_weight
-    base = num // total  # floor shares
-    rem = num % total
+    base, rem = np.divmod(num, total)  # floor shares and remainders (one pass)
     held = np.maximum(base, 1)  # every symbol codable
     missing = t_weight - held.sum(axis=1)  # > 0: floors left units over; < 0: floors of 1 overshot
 
@@ -150,7 +149,7 @@ def _top(key: np.ndarray, n: np.ndarray) -> np.ndarray:
     above = key > v
     tied = key == v
     need = n[:, None] - above.sum(axis=1, keepdims=True)
-    return (above | (tied & (np.cumsum(tied, axis=1) <= need))) & (n > 0)[:, None]
+    return (above | (tied & (np.cumsum(tied, axis=1, dtype=np.int32) <= need))) & (n > 0)[:, None]
 
 
 _EXP_FLOOR = -64.0  # exp(-64) * 2**61 < 1e-9: rounds to 0 in quantize_pmf whatever the precision
