@@ -179,9 +179,9 @@ def train_prior(model: VqModel, maps: list[list[torch.Tensor]], held: list[list[
         step += 1
         if step % 250 == 0:
             ev = _held_bits(model, held, books)
-            curve.append({"step": step, "seconds": round(time.monotonic() - t0, 1), "train_bits_per_level": float(loss) / levels,
+            curve.append({"step": step, "seconds": round(time.monotonic() - t0, 1), "train_bits_per_level": float(loss.detach()) / levels,
                           **{f"q{q + 1}": ev[q] for q in range(levels)}})
-            _log(f"prior step {step} train {float(loss) / levels:.3f} bits/index; held-out "
+            _log(f"prior step {step} train {float(loss.detach()) / levels:.3f} bits/index; held-out "
                  + " ".join(f"q{q + 1} {b:.3f}/{math.log2(model.book_size(q)):.0f}" for q, b in enumerate(ev)))
     model.requires_grad_(False)
     return curve
