@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Any, ClassVar, Iterator, Literal, Mapping
 import numpy as np
 
 from ..bitstream.errors import CorruptStreamError
-from ..engine.fit import report
 from .base import NO_WEIGHTS, Payload, ProgressFn
 
 if TYPE_CHECKING:  # torch is imported where clips are handled: listing the codecs needs none
@@ -113,6 +112,8 @@ class RenderedVideoCodec(VideoCodecBase):
     def _collect(self, payload: Payload, index: int | None, progress: ProgressFn | None) -> torch.Tensor:
         import torch
 
+        from ..engine.fit import report  # the engine imports torch: not at listing time
+
         t, c, h, w = self.clip_shape(payload, index)
         out = torch.empty(t, c, h, w)
         n = 0
@@ -126,6 +127,7 @@ class RenderedVideoCodec(VideoCodecBase):
         return out
 
     def _frames_uint8(self, payload: Payload, index: int | None, progress: ProgressFn | None) -> Iterator[np.ndarray]:
+        from ..engine.fit import report
         from ..yuv import to_uint8_frames
 
         t, c, _, _ = self.clip_shape(payload, index)  # checked now, before the first frame is asked for
