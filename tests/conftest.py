@@ -104,3 +104,11 @@ def _fast_inr_codecs() -> None:
             os.environ["GLOCAL_CODEC_OVERFIT_ITERATIONS"] = str(epochs)
             continue
         c.epochs = epochs
+
+
+def run_cli(*args: str) -> "subprocess.CompletedProcess[str]":
+    """``python -m glocal_codec ARGS`` in a fresh process (what a user's shell runs), output captured."""
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "glocal_codec", *args], capture_output=True, text=True, timeout=300)

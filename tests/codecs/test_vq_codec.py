@@ -5,8 +5,6 @@ targets on real images: < 0.05 bpp, the prior against uniform coding, the drop p
 from __future__ import annotations
 
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +21,7 @@ from glocal_codec.train.loop import rd_loss
 from glocal_codec.train.losses import Distortion, make_distortion
 from glocal_codec.util import psnr
 
-from conftest import UNTRAINED
+from conftest import UNTRAINED, run_cli
 
 TINY = VqConfig(n=16, m=24, dim=8, codes=64, books=(4, 16), levels=3, depth=1, window=4, tokens=4, head_dim=8,
                 prior_hidden=16)
@@ -171,29 +169,25 @@ def test_files_through_the_api_and_drop_errors(kodak_crop, tmp_path):
         gc.decode(data[: len(data) // 2])
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "glocal_codec", *args], capture_output=True, text=True, timeout=300)
-
-
 def test_cli_encode_decode_with_drop(kodak_crop, tmp_path):
     from glocal_codec.imageio import to_pil
 
     src = tmp_path / "crop.png"
     to_pil(kodak_crop).save(src)
     glc = tmp_path / "p.glc"
-    r = _cli("encode", str(src), "-o", str(glc), "--codec", "vq", "--quality", "1")
+    r = run_cli("encode", str(src), "-o", str(glc), "--codec", "vq", "--quality", "1")
     assert r.returncode == 0, r.stderr
     outs = []
     for name, extra in (("a", ["--drop", "0.2", "--seed", "7"]), ("b", ["--drop", "0.2", "--seed", "7"]),
                         ("c", [])):
         out = tmp_path / f"{name}.png"
-        r = _cli("decode", str(glc), "-o", str(out), *extra)
+        r = run_cli("decode", str(glc), "-o", str(out), *extra)
         assert r.returncode == 0, r.stderr
         outs.append(out.read_bytes())
     assert outs[0] == outs[1]
     jpg = tmp_path / "j.glc"
-    assert _cli("encode", str(src), "-o", str(jpg), "--codec", "jpeg").returncode == 0
-    r = _cli("decode", str(jpg), "-o", str(tmp_path / "j.png"), "--drop", "0.2")
+    assert run_cli("encode", str(src), "-o", str(jpg), "--codec", "jpeg").returncode == 0
+    r = run_cli("decode", str(jpg), "-o", str(tmp_path / "j.png"), "--drop", "0.2")
     assert r.returncode != 0 and "cannot simulate lost" in r.stderr + r.stdout
 
 

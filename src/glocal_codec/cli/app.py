@@ -181,17 +181,21 @@ def _encode_target(x: Any, codec: Any, limit: int, refine: int, device: Optional
     return best
 
 
-def _with_options(name: str, dictionary: Optional[Path]) -> Any:
-    """``name``'s codec built with ``--dictionary`` (None without options: the registered instance)."""
-    if dictionary is None:
+def _with_options(name: str, dictionary: Optional[Path], texture: Optional[float] = None) -> Any:
+    """``name``'s codec built with its encoder options (``--dictionary``: clc; ``--texture``: dualrep);
+    None without options (the registered instance)."""
+    given = {k: v for k, v in (("dictionary", dictionary), ("texture", texture)) if v is not None}
+    if not given:
         return None
     from ..codecs import codec_class
 
+    owners = {"dictionary": "clc", "texture": "dualrep"}
     factory = codec_class(name)
     try:
-        return factory(dictionary=dictionary)
+        return factory(**given)
     except TypeError:
-        raise ValueError(f"--dictionary is an option of clc; {name} takes no dictionary") from None
+        opt = next(iter(given))
+        raise ValueError(f"--{opt} is an option of {owners[opt]}; {name} takes no {opt}") from None
 
 
 @app.command()
@@ -221,6 +225,9 @@ def encode(
     dictionary: Optional[Path] = typer.Option(None, "--dictionary",
                                               help="clc: a reference dictionary file (`glocal-codec clc "
                                                    "build-dictionary`) instead of the built-in one"),
+    texture: Optional[float] = typer.Option(None, "--texture", min=0.0, max=1.0,
+                                            help="dualrep: share of the texture's bits to send, 0 (explicit part "
+                                                 "only) .. 1 (default: all)"),
     recursive: bool = typer.Option(False, "--recursive", "-r", help="folders: include their sub-folders"),
     workers: int = typer.Option(1, "--workers", "-j", min=1, help="files encoded at the same time (threads)"),
     device: Optional[str] = typer.Option(None, help="cpu, cuda or auto"),
@@ -239,6 +246,7 @@ def encode(
     glocal-codec encode photos/ -r -o encoded/         # a folder (and its sub-folders)
     glocal-codec encode photo.png -c webp --size 40k   # the best quality that fits in 40 kB
     cat photo.png | glocal-codec encode - -o - > photo.glc
+    glocal-codec encode photo.png -c dualrep -q 2 --texture 0.7   # < 0.05 bpp, 70 % of the texture
     """
     name = codec or _DEFAULT_CODEC_HELP
     try:
@@ -252,7 +260,7 @@ def encode(
 
             name = DEFAULT_CODEC
         native = _native_suffixes(name)
-        configured = _with_options(name, dictionary)
+        configured = _with_options(name, dictionary, texture)
         if export and not native:
             raise ValueError(f"--export writes a classical codec's own file; {name} files exist only as .glc "
                              "(classical codecs: jpeg, webp, avif, jpeg2000)")

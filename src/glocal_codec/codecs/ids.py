@@ -100,6 +100,10 @@ CODEC_TABLE: tuple[CodecRow, ...] = (
     CodecRow("overfit", 23, "overfit:OverfitCodec", Listing(
         "image", "Cool-chic/C3-style overfitted codec: latent pyramid + tiny synthesis + integer autoregressive "
         "Laplace model, fitted per image; bit-exact decoding", _levels(6), 3)),
+    CodecRow("dualrep", 24, "dualrep:DualrepCodec", Listing(
+        "image", "dual representation (< 0.05 bpp): vq indices + semantic map (explicit), texture latent sent by "
+        "reverse-channel coding (implicit, --texture 0..1); trained by this project", _levels(4), 2, weights=True,
+        param_facts="dualrep_header:file_facts")),
     # video codecs (the classical ones are listed only where PyAV's FFmpeg has their encoder: opened)
     CodecRow("x264", 64, "video_classic:X264Codec"),
     CodecRow("x265", 65, "video_classic:X265Codec"),

@@ -11,6 +11,7 @@ torch and safetensors are imported by :func:`save_state` and :func:`load_state` 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -72,11 +73,18 @@ def quality_levels(codec: str, default_levels: int) -> tuple[tuple[int, ...], in
 
 def weights_digest(codec: str) -> bytes:
     """The 4-byte digest that files made with the installed weights of ``codec`` carry: the first
-    bytes of the weights file's sha256. :class:`WeightsMissingError` when the file is missing."""
+    bytes of the weights file's sha256 (with the manifest's ``requires``: of the sha256 of its own
+    digest and theirs). :class:`WeightsMissingError` when the file is missing."""
     path = weights_path(codec)
     if not path.is_file():
         raise WeightsMissingError(f"weights for {codec!r} not found at {path}")
-    return bytes.fromhex(file_sha256(path))[:4]
+    own = bytes.fromhex(file_sha256(path))[:4]
+    # a codec built on another's weights (dualrep on vq) names them under "requires": both decide
+    # the pixels, so the digest covers both and a file made with either one changed is refused
+    deps = manifest_entry(codec).get("requires", [])
+    if not deps:
+        return own
+    return hashlib.sha256(own + b"".join(weights_digest(d) for d in deps)).digest()[:4]
 
 
 def save_state(state: dict[str, torch.Tensor], path: Path, metadata: dict[str, str] | None = None) -> str:
