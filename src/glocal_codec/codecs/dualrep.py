@@ -31,7 +31,7 @@ logits; the RCC sample is bit-identical by construction; the refiner runs on the
 (:mod:`glocal_codec.nn.fixed_point`). The same file decodes to the same pixels on every machine.
 
 Not from the paper: no diffusion model, no text or segmentation semantics (k-means of this
-project's own encoder features), a residual refiner of ~0.2 M parameters trained on one CPU core.
+project's own encoder features), a residual refiner of 0.42 M parameters trained 44 minutes on two CPU threads.
 """
 
 from __future__ import annotations
