@@ -215,6 +215,7 @@ class DualrepCodec(LatentCodec):
                    "reverse-channel coding (implicit, --texture 0..1); trained by this project")
     model_class = DualrepModel
     contract = nn.Module
+    trainer = "python -m glocal_codec.train.dualrep_stages"
 
     def __init__(self, device: str | torch.device | None = None, *, texture: float = 1.0) -> None:
         super().__init__(device)

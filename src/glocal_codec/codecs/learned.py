@@ -61,6 +61,9 @@ class LatentCodec:
     model_class: type
     #: The protocol the model must follow (checked when the weights are loaded).
     contract: type = LatentModel
+    #: ``None``: ``glocal-codec train`` (the generic loop) trains ``model_class``. A family with a
+    #: recipe of its own names the command here instead (``dualrep``: three stages on ``vq``).
+    trainer: str | None = None
 
     def __init__(self, device: str | torch.device | None = None) -> None:
         self.device = resolve_device(device)

@@ -48,13 +48,16 @@ def _learned(name: str) -> type | None:
 
 
 def trainable_codecs() -> list[str]:
-    """Every registered codec this loop can train: the learned image codecs, in id order."""
-    return [n for n in codec_names() if _learned(n) is not None]
+    """Every registered codec this loop can train: the learned image codecs without a recipe of
+    their own (``LatentCodec.trainer``), in id order."""
+    return [n for n in codec_names() if (c := _learned(n)) is not None and c.trainer is None]
 
 
 def model_class(codec: str) -> type:
     """The network class of ``codec`` (its plugin's ``model_class``), from the registry."""
     cls = _learned(codec)
+    if cls is not None and cls.trainer is not None:
+        raise ValueError(f"{codec} is not trained by this loop: its recipe is `{cls.trainer}` (docs/training.md)")
     if cls is None:
         raise ValueError(f"no trainer for codec {codec!r}; trainable: {', '.join(trainable_codecs())}")
     return cls.model_class
