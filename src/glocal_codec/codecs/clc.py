@@ -459,6 +459,8 @@ class ClcCodec(LearnedImageCodec):
     description = ("conditional latent coding (CLC, Chen 2025) on msh: k references retrieved from a dictionary "
                    "(built-in or --dictionary), fused into the hyperprior; ids in the file")
     model_class = ClcModel
+    #: the header parameters name the references; strips are padded, not folded
+    folds_strips = False
 
     def __init__(self, device: str | torch.device | None = None, *, dictionary: str | Path | None = None,
                  k: int | None = None, retrieval: str = "nearest", seed: int = 0) -> None:

@@ -214,6 +214,8 @@ class DualrepCodec(LatentCodec):
     description = ("dual representation (< 0.05 bpp): vq indices + semantic map (explicit), texture latent sent by "
                    "reverse-channel coding (implicit, --texture 0..1); trained by this project")
     model_class = DualrepModel
+    #: its header parameters carry the texture level; strips are padded, not folded
+    folds_strips = False
     contract = nn.Module
     trainer = "python -m glocal_codec.train.dualrep_stages"
 

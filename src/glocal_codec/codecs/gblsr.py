@@ -178,6 +178,8 @@ class GblsrCodec(LearnedImageCodec):
     name = "gblsr"
     description = "GB-LSR spectral synthesis on msh: decode at any scale (--scale); trained by this project"
     model_class = SpectralHyperprior
+    #: renders at any output size from the unfolded latent grid, so strips are padded, not folded
+    folds_strips = False
 
     #: latents per decoding tile and of halo around it (msh's synthesis reaches ~3 latents)
     _TILE_LATENTS = 32

@@ -24,7 +24,8 @@ from typing import Literal
 import torch
 
 from ..bitstream.errors import CorruptStreamError
-from ..engine import crop, pad_to_multiple, refine_latents, refine_tiled, resolve_device, tiled_apply
+from ..engine import (FOLD_PARAMS, FoldPlan, crop, fold_plan, pad_to_multiple, refine_latents, refine_tiled,
+                      resolve_device, tiled_apply)
 from ..errors import WeightsMissingError
 from ..weights import load_state, manifest_entry, quality_levels, weights_digest, weights_path
 from .base import ExactSynthesis, LatentModel, Payload, ProgressFn, RefinableLatentModel
@@ -64,6 +65,10 @@ class LatentCodec:
     #: ``None``: ``glocal-codec train`` (the generic loop) trains ``model_class``. A family with a
     #: recipe of its own names the command here instead (``dualrep``: three stages on ``vq``).
     trainer: str | None = None
+    #: Thin strips are folded into near-square pictures (:mod:`glocal_codec.engine.fold`) instead
+    #: of being padded to the model's multiple on both axes; a file says so in its header
+    #: parameters. A family whose parameters carry something else sets this to False.
+    folds_strips: bool = True
 
     def __init__(self, device: str | torch.device | None = None) -> None:
         self.device = resolve_device(device)
@@ -149,7 +154,11 @@ class LatentCodec:
             raise ValueError(f"refine must be >= 0 steps, got {refine}")
         if x.dim() != 4 or x.shape[0] != 1 or x.shape[1] not in (1, 3):
             raise ValueError(f"expected a 1 x C x H x W tensor with C in (1, 3), got {tuple(x.shape)}")
-        c, h, w = x.shape[1:]
+        c, h0, w0 = x.shape[1:]
+        plan = fold_plan(h0, w0, self.pad_multiple, int(self.model.downsample)) if self.folds_strips else None
+        if plan is not None:
+            x = plan.fold(x)
+        h, w = x.shape[-2:]  # from here on, the picture the model codes (folded or not)
         xin = x.expand(1, 3, h, w) if c == 1 else x
         xin = pad_to_multiple(xin.to(self.device, torch.float32), self.pad_multiple)
         model = self.model
@@ -165,7 +174,7 @@ class LatentCodec:
             streams = self._refined_streams(xin, y, q, h, w, refine, progress)
         else:
             streams = model.compress(model.latents(y, q), q)
-        return Payload(shape=(c, h, w), quality=quality, streams=tuple(streams))
+        return Payload(shape=(c, h0, w0), quality=quality, params=FOLD_PARAMS if plan else b"", streams=tuple(streams))
 
     @torch.inference_mode()
     def decode(self, payload: Payload) -> torch.Tensor:
@@ -175,12 +184,12 @@ class LatentCodec:
         """Decode ``payload`` with ``decompress(streams, latent_shape, q) -> y_hat`` (the model's
         own, or a variant such as ``vq``'s lost-index restoration), then the synthesis."""
         q = self._check_quality(payload.quality)
-        c, h, w = payload.shape
+        c, h0, w0 = payload.shape
         model = self.model
         m, ds = int(model.pad_multiple), int(model.downsample)
+        plan = self._fold_of(payload.params, h0, w0, m, ds)
+        h, w = plan.folded_shape if plan else (h0, w0)
         latent = (1, int(model.latent_channels), _up(h, m) // ds, _up(w, m) // ds)
-        if payload.params:  # the learned image codecs write none; extra header bytes mean a damaged file
-            raise CorruptStreamError(f"{self.name} files carry no codec parameters, found {len(payload.params)} bytes")
         if len(payload.streams) != model.n_streams:
             raise CorruptStreamError(f"{self.name} expects {model.n_streams} streams, got {len(payload.streams)}")
         y_hat = decompress(list(payload.streams), latent, q).to(self.device)
@@ -188,10 +197,24 @@ class LatentCodec:
         synth = model.synthesis_exact if isinstance(model, ExactSynthesis) else model.synthesis
         x_hat = self._transform(lambda t: synth(t, q), y_hat, analysis=False)
         x_hat = crop(x_hat, h, w).clamp_(0, 1)
+        if plan is not None:
+            x_hat = plan.unfold(x_hat)
         if c == 1:
             # back to one channel: the mean of the three (the network sees gray as R=G=B)
             x_hat = x_hat.mean(dim=1, keepdim=True)
         return x_hat.float().cpu()
+
+
+    def _fold_of(self, params: bytes, h: int, w: int, m: int, ds: int) -> FoldPlan | None:
+        """The fold a file's header parameters announce (none, for files without parameters)."""
+        if not params:
+            return None  # also every file written before strips were folded
+        plan = fold_plan(h, w, m, ds) if self.folds_strips else None
+        if params != FOLD_PARAMS or plan is None:
+            # the only parameters these codecs write: extra or different bytes mean a damaged file
+            raise CorruptStreamError(f"{self.name}: unexpected codec parameters {params[:8].hex()} for a {h} x {w} "
+                                     "image (only thin strips carry one, the fold marker)")
+        return plan
 
 
 class LearnedImageCodec(LatentCodec):
