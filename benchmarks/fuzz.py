@@ -17,7 +17,8 @@ seeded generator, are decoded in worker processes:
 Each decode runs under a CPU-time limit (``--timeout``, a hang) and an address-space limit
 (``--memory-gb``, unbounded allocation). Outcomes per codec: rejected (by ``BitstreamError``
 class), decoded (to the shape the header announces), and failures: *crash* (any other
-exception), *hang*, *memory* (``MemoryError`` or the limit hit). The run is resumable: results go
+exception), *hang*, *memory* (``MemoryError`` or the limit hit). The peak resident memory of any
+worker is kept per codec (``peak_rss_mb``). The run is resumable: results go
 to ``--out`` (JSON) after every batch and a rerun with the same seed continues where it stopped.
 Exit status 1 if any failure was seen.
 """
@@ -115,9 +116,13 @@ def _alarm(signum, frame):  # noqa: ARG001 - signal handler signature
     raise _Hang()
 
 
-def _decode_one(args: tuple[str, str, bytes]) -> tuple[str, str, str]:
-    """(codec, mutation kind, outcome) for one file."""
-    codec, kind, data = args
+def _decode_one(args: tuple[str, str, bytes]) -> tuple[str, str, str, int]:
+    """(codec, mutation kind, outcome, the worker's peak resident memory in KiB) for one file."""
+    out = _decode_outcome(*args)
+    return (*out, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+
+
+def _decode_outcome(codec: str, kind: str, data: bytes) -> tuple[str, str, str]:
     import glocal_codec as gc
     from glocal_codec import video
     from glocal_codec.bitstream import BitstreamError, read_container
@@ -194,12 +199,17 @@ def main() -> int:
     with ctx.Pool(a.workers, initializer=_init, initargs=(a.timeout, a.memory_gb), maxtasksperchild=500) as pool:
         for name in names:
             rec = state["codecs"].setdefault(name, {"files": 0, "outcomes": {}})
+            if rec["files"] >= a.files:
+                continue
             rng = random.Random(f"{a.seed}:{name}")
             for _ in range(rec["files"]):  # resume: replay the generator up to where the last run stopped
                 mutate(bases[name], rng)
             while rec["files"] < a.files:
                 batch = [(name, *mutate(bases[name], rng)) for _ in range(min(200, a.files - rec["files"]))]
-                counts = Counter(f"{kind} | {outcome}" for _, kind, outcome in pool.imap_unordered(_decode_one, batch))
+                counts = Counter()
+                for _, kind, outcome, rss_kib in pool.imap_unordered(_decode_one, batch, chunksize=25):
+                    counts[f"{kind} | {outcome}"] += 1
+                    rec["peak_rss_mb"] = max(rec.get("peak_rss_mb", 0), rss_kib // 1024)
                 for k, v in counts.items():
                     rec["outcomes"][k] = rec["outcomes"].get(k, 0) + v
                 rec["files"] += len(batch)
@@ -207,7 +217,7 @@ def main() -> int:
                 a.out.write_text(json.dumps(state, indent=1, sort_keys=True) + "\n")
             print(f"{name}: {rec['files']} files ({time.time() - t0:.0f} s)", file=sys.stderr, flush=True)
     failures = 0
-    print("| codec | files | rejected | decoded | crash | hang | memory |\n|---|---|---|---|---|---|---|")
+    print("| codec | files | rejected | decoded | crash | hang | memory | peak RSS MB |\n|---|---|---|---|---|---|---|---|")
     for name in names:
         rec = state["codecs"][name]
         tally = Counter()
@@ -216,7 +226,7 @@ def main() -> int:
             tally[outcome.split()[0]] += v
         failures += tally["crash"] + tally["hang"] + tally["memory"]
         print(f"| {name} | {rec['files']} | {tally['rejected']} | {tally['decoded']} | {tally['crash']} | "
-              f"{tally['hang']} | {tally['memory']} |")
+              f"{tally['hang']} | {tally['memory']} | {rec.get('peak_rss_mb', '?')} |")
     crashes = sorted({k for n in names for k in state["codecs"][n]["outcomes"] if "| crash" in k or "| hang" in k})
     if crashes:
         print("\nfailures:\n" + "\n".join(crashes[:40]))
