@@ -90,3 +90,13 @@ def test_a_folded_strip_keeps_its_quality(strip: torch.Tensor) -> None:
     x = gc.decode_tensor(gc.encode(strip, codec="msh"))
     mse = float(((x - strip) ** 2).mean())
     assert 10 * np.log10(1 / mse) > 24.0
+
+
+def test_info_shows_the_fold(strip: torch.Tensor, kodak_crop: torch.Tensor, tmp_path) -> None:
+    from conftest import run_cli
+
+    (tmp_path / "s.glc").write_bytes(gc.encode(strip, codec="msh"))
+    (tmp_path / "p.glc").write_bytes(gc.encode(kodak_crop, codec="msh"))
+    assert "folded" in run_cli("info", str(tmp_path / "s.glc")).stdout
+    assert "folded" not in run_cli("info", str(tmp_path / "p.glc")).stdout
+

@@ -79,17 +79,19 @@ CODEC_TABLE: tuple[CodecRow, ...] = (
         _levels(6), 4, refinable=True, weights=True)),
     CodecRow("msh", 17, "learned:MshCodec", Listing(
         "image", "Minnen 2018 mean-scale hyperprior, variable rate (gain units); trained by this project",
-        _levels(6), 4, refinable=True, weights=True)),
+        _levels(6), 4, refinable=True, weights=True, param_facts="strip_header:file_facts")),
     CodecRow("glocal", 18, "glocal:GlocalCodec", Listing(
         "image", "SwinV2 window + global-token attention transforms, channel/checkerboard context (S2LIC-style), "
-        "variable rate; trained by this project", _levels(6), 4, refinable=True, weights=True)),
+        "variable rate; trained by this project", _levels(6), 4, refinable=True, weights=True,
+        param_facts="strip_header:file_facts")),
     CodecRow("clc", 19, "clc:ClcCodec", Listing(
         "image", "conditional latent coding (CLC, Chen 2025) on msh: k references retrieved from a dictionary "
         "(built-in or --dictionary), fused into the hyperprior; ids in the file", _levels(6), 4, refinable=True,
         weights=True, param_facts="clc_header:file_facts")),
     CodecRow("mcquic", 20, "mcquic:McquicCodec", Listing(
         "image", "McQuic-style multi-codebook VQ, 1/64-1/32-1/16 cascade, parallel categorical prior; one model, "
-        "levels = 1/16 stages; trained by this project", _levels(3), 2, weights=True)),
+        "levels = 1/16 stages; trained by this project", _levels(3), 2, weights=True,
+        param_facts="strip_header:file_facts")),
     CodecRow("vq", 21, "vq:VqCodec", Listing(
         "image", "VQGAN-style extreme compression (< 0.05 bpp): one 1/16 index map, k-means-reduced codebooks "
         "per level, 4-pass learned prior, lost-index restoration (--drop); trained by this project",

@@ -24,10 +24,11 @@ from dataclasses import dataclass
 
 import torch
 
+# the marker lives with the (torch-free) header reader that `glocal-codec info` uses
+from ..codecs.strip_header import FOLD_PARAMS
+
 __all__ = ["FoldPlan", "fold_plan", "FOLD_PARAMS"]
 
-#: Header parameters of a folded file (version 1 of the rule in :func:`fold_plan`).
-FOLD_PARAMS = b"\x01"
 #: Fold only when it at least halves the coded (padded) area.
 _MIN_GAIN = 2
 
