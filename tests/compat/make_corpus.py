@@ -75,8 +75,36 @@ def main() -> int:
         stem.with_suffix(".glc").write_bytes(data)
         np.savez_compressed(stem.with_suffix(".npz"), pixels=pixels)
         wrote.append(f"{stem.name}.glc ({len(data)} bytes)")
+    wrote += _strip_files()
     print("\n".join(wrote) or "nothing to add")
     return 0
+
+
+def _strip_files() -> list[str]:
+    """``<codec>-strip-<digest>.glc``: a folded 3 x 200 strip (docs/bitstream.md, "Thin strips")
+    for every codec that folds, so the folding rule (version 1) stays frozen too."""
+    import glocal_codec as gc
+    from glocal_codec.codecs import list_codecs, open_codec
+    from glocal_codec.codecs.learned import LatentCodec
+    from glocal_codec.engine import FOLD_PARAMS
+
+    wrote = []
+    for info in list_codecs():
+        codec = open_codec(info.name)
+        if not (isinstance(codec, LatentCodec) and codec.folds_strips and codec.weights_available()):
+            continue
+        stem = HERE / f"{info.name}-strip-{codec.weights_digest(info.default_quality).hex()}"
+        if stem.with_suffix(".glc").exists():
+            continue
+        data = gc.encode(synthetic_image(3, 200), codec=info.name, quality=info.default_quality)
+        from glocal_codec.bitstream import read_container
+
+        if read_container(data).params != FOLD_PARAMS:
+            continue  # pads to one latent row: nothing folded to freeze
+        stem.with_suffix(".glc").write_bytes(data)
+        np.savez_compressed(stem.with_suffix(".npz"), pixels=to_uint8(gc.decode_tensor(data)))
+        wrote.append(f"{stem.name}.glc ({len(data)} bytes)")
+    return wrote
 
 
 if __name__ == "__main__":
