@@ -24,7 +24,7 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 from ..util import atomic_write
 from .anchors import published_anchors
@@ -33,6 +33,7 @@ from .runner import EvalError, EvalResults, Summary, summarize
 
 __all__ = [
     "METRICS",
+    "curve_style",
     "BDRow",
     "measured_curve",
     "resolve_anchor",
@@ -179,6 +180,21 @@ def _fmt(v: Optional[float], digits: int = 3, signed: bool = False) -> str:
     return f"{v:+.{digits}f}" if signed else f"{v:.{digits}f}"
 
 
+_MARKERS = ("o", "s", "^", "D", "v")
+
+
+def curve_style(i: int) -> dict[str, Any]:
+    """Matplotlib style of the ``i``-th curve of a plot: the ten tab10 colours, then the same
+    colours with another marker and a dashed line, so a report of a dozen codecs has no two
+    curves that look alike (the default cycle repeats after ten)."""
+    import matplotlib
+
+    colors = matplotlib.colormaps["tab10"].colors
+    turn = i // len(colors)
+    return {"color": colors[i % len(colors)], "marker": _MARKERS[turn % len(_MARKERS)], "markersize": 4,
+            "linestyle": "-" if turn % 2 == 0 else "--"}
+
+
 def _plot(summary: dict[str, dict[int, Summary]], metric: str, ylabel: str, path: Path, title: str,
           references: Sequence[str]) -> None:
     import matplotlib
@@ -191,7 +207,7 @@ def _plot(summary: dict[str, dict[int, Summary]], metric: str, ylabel: str, path
     for codec in summary:
         curve = measured_curve(summary, codec, metric)
         if curve.rate:
-            ax.plot(curve.rate, curve.quality, marker="o", markersize=4, label=codec)
+            ax.plot(curve.rate, curve.quality, label=codec, **curve_style(drawn))
             drawn += 1
     pub = published_anchors()
     for name in references:

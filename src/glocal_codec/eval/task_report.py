@@ -30,6 +30,7 @@ from typing import Any, Optional, Sequence
 
 from ..util import atomic_write
 from .bdrate import Curve, compare
+from .report import curve_style
 from .runner import EvalRecord, EvalResults, summarize
 
 __all__ = ["TaskPoint", "Keep95", "TaskBD", "Correlation", "TaskSummary", "KEEP", "task_summary", "monotone",
@@ -266,10 +267,10 @@ def _plot(ts: TaskSummary, path: Path, title: str) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.4, 4.6), dpi=120)
-    for codec in dict.fromkeys(p.codec for p in ts.points):
+    for i, codec in enumerate(dict.fromkeys(p.codec for p in ts.points)):
         pts = sorted((p for p in ts.points if p.codec == codec and p.score is not None), key=lambda p: p.bpp)
         if pts:
-            ax.plot([p.bpp for p in pts], [p.score for p in pts], marker="o", markersize=4, label=codec)
+            ax.plot([p.bpp for p in pts], [p.score for p in pts], label=codec, **curve_style(i))
     if ts.reference is not None:
         ax.axhline(ts.reference, color="k", linewidth=1, label="uncompressed")
         ax.axhline(ts.target, color="k", linewidth=1, linestyle="--", label=f"{KEEP:.0%} of uncompressed")

@@ -29,6 +29,7 @@ from ..codecs import FittedEncoder, open_codec
 from ..util import atomic_write
 from .bdrate import bd_quality, bd_rate
 from .metrics import ms_ssim, ms_ssim_db, psnr
+from .report import curve_style
 
 __all__ = ["VideoRecord", "VIDEO_RESULTS_FORMAT", "DEFAULT_VIDEO_ANCHOR", "evaluate_videos", "load_video_results",
            "write_video_report", "video_summary"]
@@ -209,9 +210,9 @@ def write_video_report(records: Sequence[VideoRecord], folder: str | os.PathLike
     clips = sorted({r.video for r in records})
     for key, metric, label in (("rd_psnr", "psnr", "PSNR (dB, RGB)"), ("rd_ms_ssim_db", "ms_ssim_db", "MS-SSIM (dB)")):
         fig, ax = plt.subplots(figsize=(6.4, 4.6), dpi=120)
-        for codec, levels in summary.items():
+        for i, (codec, levels) in enumerate(summary.items()):
             pts = sorted((s["bpp"], s[metric]) for s in levels.values())
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", markersize=4, label=codec)
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], label=codec, **curve_style(i))
         ax.set_xscale("log")
         ax.set_xlabel("bits per pixel (real file size, log scale)")
         ax.set_ylabel(label)
