@@ -119,7 +119,20 @@ def _alarm(signum, frame):  # noqa: ARG001 - signal handler signature
 def _decode_one(args: tuple[str, str, bytes]) -> tuple[str, str, str, int]:
     """(codec, mutation kind, outcome, the worker's peak resident memory in KiB) for one file."""
     out = _decode_outcome(*args)
-    return (*out, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+    return (*out, _peak_kib())
+
+
+def _peak_kib() -> int:
+    """This worker's own peak resident memory (KiB): ``VmHWM``, which starts afresh at exec.
+    (``ru_maxrss`` does not: a spawned worker inherits the forking driver's peak, which holds
+    every codec's base file and model.)"""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def _decode_outcome(codec: str, kind: str, data: bytes) -> tuple[str, str, str]:

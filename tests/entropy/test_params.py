@@ -90,3 +90,25 @@ def test_damaged_or_mismatched_streams_are_bitstream_errors() -> None:
             pass
     with pytest.raises(ValueError):
         encode_tensors(ts, 1)
+
+
+def test_non_finite_weights_are_refused() -> None:
+    """Finite steps times coded integers can overflow float32, and float16 vectors can hold inf:
+    a damaged (CRC-fixed) file must not hand a network infinities (#36 fuzzing)."""
+    import struct
+
+    from glocal_codec.entropy.params import _check_count
+
+    ts = _tensors()
+    shapes = [t.shape for t in ts]
+    data = bytearray(encode_tensors(ts, 8))
+    pos = _check_count(bytes(data), sum(t.numel() for t in ts), "weight")
+    huge = bytearray(data)
+    huge[pos : pos + 4] = struct.pack("<f", 3e38)  # the first channel's step of the first tensor
+    with pytest.raises(CorruptStreamError, match="non-finite"):
+        decode_tensors(bytes(huge), shapes, 8)
+    vec_at = pos + 5 * 16  # the second tensor (16 values) is a float16 vector
+    inf = bytearray(data)
+    inf[vec_at : vec_at + 2] = struct.pack("<e", float("inf"))
+    with pytest.raises(CorruptStreamError, match="non-finite"):
+        decode_tensors(bytes(inf), shapes, 8)

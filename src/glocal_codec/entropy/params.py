@@ -155,7 +155,10 @@ def decode_tensors(data: bytes, shapes: Sequence[torch.Size | tuple[int, ...]], 
             end = pos + 2 * numel
             if end > len(data):
                 raise CorruptStreamError("weight stream ends inside the float16 vectors")
-            plan.append(("vec", shape, np.frombuffer(data[pos:end], "<f2").astype(np.float32)))
+            vec = np.frombuffer(data[pos:end], "<f2").astype(np.float32)
+            if not np.all(np.isfinite(vec)):
+                raise CorruptStreamError("weight stream has a non-finite float16 value")
+            plan.append(("vec", shape, vec))
             pos = end
             continue
         c = shape[0]
@@ -184,7 +187,12 @@ def decode_tensors(data: bytes, shapes: Sequence[torch.Size | tuple[int, ...]], 
         n = int(np.prod(shape))
         q = symbols[at : at + n].reshape(shape[0], -1).astype(np.float32)
         at += n
-        out.append(torch.from_numpy(q * step[:, None]).reshape(shape))
+        with np.errstate(over="ignore", invalid="ignore"):
+            w = q * step[:, None]
+        if not np.all(np.isfinite(w)):
+            # finite steps times coded integers can still overflow float32: a damaged file
+            raise CorruptStreamError("weight stream decodes to non-finite weights")
+        out.append(torch.from_numpy(w).reshape(shape))
     assert at == total
     return out
 
