@@ -17,9 +17,10 @@ seeded generator, are decoded in worker processes:
 Each decode runs under a CPU-time limit (``--timeout``, a hang) and an address-space limit
 (``--memory-gb``, unbounded allocation). Outcomes per codec: rejected (by ``BitstreamError``
 class), decoded (to the shape the header announces), and failures: *crash* (any other
-exception), *hang*, *memory* (``MemoryError`` or the limit hit). The peak resident memory of any
-worker is kept per codec (``peak_rss_mb``). The run is resumable: results go
-to ``--out`` (JSON) after every batch and a rerun with the same seed continues where it stopped.
+exception), *hang*, *memory* (``MemoryError`` or the limit hit). Each codec gets fresh worker
+processes, and the peak resident memory of its workers (``VmHWM``) is kept (``peak_rss_mb``).
+The run is resumable: results go to ``--out`` (JSON) after every batch and a rerun with the same
+seed continues where it stopped.
 Exit status 1 if any failure was seen.
 """
 
@@ -209,14 +210,15 @@ def main() -> int:
     bases = base_files(names)
     ctx = get_context("spawn")
     t0 = time.time()
-    with ctx.Pool(a.workers, initializer=_init, initargs=(a.timeout, a.memory_gb), maxtasksperchild=500) as pool:
-        for name in names:
-            rec = state["codecs"].setdefault(name, {"files": 0, "outcomes": {}})
-            if rec["files"] >= a.files:
-                continue
-            rng = random.Random(f"{a.seed}:{name}")
-            for _ in range(rec["files"]):  # resume: replay the generator up to where the last run stopped
-                mutate(bases[name], rng)
+    for name in names:
+        rec = state["codecs"].setdefault(name, {"files": 0, "outcomes": {}})
+        if rec["files"] >= a.files:
+            continue
+        rng = random.Random(f"{a.seed}:{name}")
+        for _ in range(rec["files"]):  # resume: replay the generator up to where the last run stopped
+            mutate(bases[name], rng)
+        # fresh workers per codec, so that a codec's peak memory is its own (not an earlier model's)
+        with ctx.Pool(a.workers, initializer=_init, initargs=(a.timeout, a.memory_gb), maxtasksperchild=500) as pool:
             while rec["files"] < a.files:
                 batch = [(name, *mutate(bases[name], rng)) for _ in range(min(200, a.files - rec["files"]))]
                 counts = Counter()
@@ -228,7 +230,7 @@ def main() -> int:
                 rec["files"] += len(batch)
                 a.out.parent.mkdir(parents=True, exist_ok=True)
                 a.out.write_text(json.dumps(state, indent=1, sort_keys=True) + "\n")
-            print(f"{name}: {rec['files']} files ({time.time() - t0:.0f} s)", file=sys.stderr, flush=True)
+        print(f"{name}: {rec['files']} files ({time.time() - t0:.0f} s)", file=sys.stderr, flush=True)
     failures = 0
     print("| codec | files | rejected | decoded | crash | hang | memory | peak RSS MB |\n|---|---|---|---|---|---|---|---|")
     for name in names:
