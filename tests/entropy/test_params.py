@@ -112,3 +112,9 @@ def test_non_finite_weights_are_refused() -> None:
     inf[vec_at : vec_at + 2] = struct.pack("<e", float("inf"))
     with pytest.raises(CorruptStreamError, match="non-finite"):
         decode_tensors(bytes(inf), shapes, 8)
+    e = torch.randn(2, 3, 2, 2)
+    emb = bytearray(encode_embedding(e, 8))
+    at = _check_count(bytes(emb), e.numel(), "embedding") + 4 * 3  # the first channel's step
+    emb[at : at + 4] = struct.pack("<f", 3e38)
+    with pytest.raises(CorruptStreamError, match="non-finite"):
+        decode_embedding(bytes(emb), (2, 3, 2, 2), 8)

@@ -235,5 +235,8 @@ def decode_embedding(data: bytes, shape: tuple[int, int, int, int], bits: int) -
     n = t * h * w
     sym = coder.decode(bytes(data[side:]), np.repeat(idx, n)).reshape(c, n).astype(np.int64)
     q = (sym + centre[:, None]).astype(np.float32)
-    e = q * step[:, None] + lo[:, None]
+    with np.errstate(over="ignore", invalid="ignore"):
+        e = q * step[:, None] + lo[:, None]
+    if not np.all(np.isfinite(e)):
+        raise CorruptStreamError("embedding stream decodes to non-finite values")
     return torch.from_numpy(e).reshape(c, t, h, w).transpose(0, 1).contiguous()
