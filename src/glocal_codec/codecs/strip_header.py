@@ -9,11 +9,9 @@ before strips were folded) or exactly :data:`FOLD_PARAMS`, the version of the fo
 from __future__ import annotations
 
 from ..bitstream.errors import CorruptStreamError
+from ..bitstream.strip import FOLD_PARAMS
 
 __all__ = ["FOLD_PARAMS", "file_facts"]
-
-#: The parameters of a folded strip: rule version 1.
-FOLD_PARAMS = b"\x01"
 
 
 def file_facts(params: bytes) -> dict[str, str]:

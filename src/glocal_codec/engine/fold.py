@@ -24,8 +24,7 @@ from dataclasses import dataclass
 
 import torch
 
-# the marker lives with the (torch-free) header reader that `glocal-codec info` uses
-from ..codecs.strip_header import FOLD_PARAMS
+from ..bitstream.strip import FOLD_PARAMS
 
 __all__ = ["FoldPlan", "fold_plan", "FOLD_PARAMS"]
 
