@@ -231,6 +231,16 @@ def _with_device(codec: Codec, device: str | None) -> Codec:
     return codec
 
 
+def _reports_progress(c: Codec) -> bool:
+    """Whether ``c.encode`` takes ``progress`` (codecs that fit a network per image report it)."""
+    import inspect
+
+    try:
+        return "progress" in inspect.signature(c.encode).parameters
+    except (TypeError, ValueError):
+        return False
+
+
 def _refinable_codecs() -> list[str]:
     return [i.name for i in list_codecs() if i.refinable]
 
@@ -262,7 +272,7 @@ def encode(image: ImageLike, codec: str | Codec = DEFAULT_CODEC, quality: int | 
     from its header, before its pixels are decoded); ``None`` lifts it. Image files are read
     upright (their EXIF orientation applied).
     ``progress(done, total, stats)`` (a :class:`~glocal_codec.codecs.ProgressFn`), if given, is
-    called after every refinement step.
+    called after every refinement step, or as a fitting codec (``overfit``) advances.
     Raises ``ValueError`` for a bad codec, quality or array, ``TypeError`` for an unsupported type.
     """
     _refuse_large(image, max_pixels)  # before the codec (torch) loads and anything is converted
@@ -294,6 +304,8 @@ def encode(image: ImageLike, codec: str | Codec = DEFAULT_CODEC, quality: int | 
         payload = c.encode_refined(x, q, int(refine), **kw)
     elif pixels is not None:
         payload = c.encode_uint8(pixels, q)
+    elif progress is not None and _reports_progress(c):
+        payload = c.encode(x, q, progress=progress)
     else:
         payload = c.encode(x, q)
     container = Container(

@@ -245,3 +245,31 @@ def test_absurd_headers_are_limit_errors_before_allocation(codec: OverfitCodec, 
     bad = OverfitArch(**{**arch.__dict__, "synth_width": 64}).to_bytes()
     with pytest.raises(CorruptStreamError, match="weights"):
         codec.decode(Payload(small.shape, small.quality, bad, small.streams))
+
+
+def test_presets_through_the_cli_and_the_api(crop: torch.Tensor, tmp_path: Path) -> None:
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    from glocal_codec.cli.app import app
+    from glocal_codec.codecs import Presets
+
+    c = open_codec("overfit")
+    assert isinstance(c, Presets) and c.presets[0] == "fast" and set(c.presets) == set(PRESETS)
+    slow = c.with_preset("slow")
+    assert slow.preset == "slow" and slow.iterations == c.iterations == BUDGET  # the explicit budget stays
+    src = tmp_path / "crop.png"
+    Image.fromarray((crop[0].permute(1, 2, 0).numpy() * 255).round().astype("uint8")).save(src)
+    out = tmp_path / "crop.glc"
+    r = CliRunner().invoke(app, ["encode", str(src), "-o", str(out), "-c", "overfit", "-q", "2", "--preset", "medium"])
+    assert r.exit_code == 0, r.output
+    assert out.read_bytes() == gc.encode(src, codec=c.with_preset("medium"), quality=2)
+    assert gc.decode_tensor(out.read_bytes()).shape == crop.shape
+    for codec, preset, match in (("msh", "fast", "msh has no encoder presets"), ("overfit", "ultra", "presets are")):
+        r = CliRunner().invoke(app, ["encode", str(src), "-o", str(tmp_path / "x.glc"), "-c", codec,
+                                     "--preset", preset])
+        assert r.exit_code == 1 and match in r.output and "Traceback" not in r.output, r.output
+    # the fitting reports its progress (bpp / PSNR / loss) through the API's callback
+    seen: list[tuple] = []
+    gc.encode(crop, codec="overfit", quality=2, progress=lambda *a: seen.append(a))
+    assert seen and seen[-1][0] == seen[-1][1] == BUDGET and "dB" in seen[-1][2]

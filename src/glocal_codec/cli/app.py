@@ -198,6 +198,19 @@ def _with_options(name: str, dictionary: Optional[Path], texture: Optional[float
         raise ValueError(f"--{opt} is an option of {owners[opt]}; {name} takes no {opt}") from None
 
 
+def _with_preset(codec: Any, preset: str) -> Any:
+    """``codec`` (a name or a configured instance) set to an encoder preset (``--preset``)."""
+    from ..codecs import Presets, list_codecs, open_codec
+
+    c = open_codec(codec) if isinstance(codec, str) else codec
+    if not isinstance(c, Presets):
+        having = [i.name for i in list_codecs(media="image") if isinstance(open_codec(i.name), Presets)]
+        raise ValueError(f"--preset: {c.name} has no encoder presets (codecs with presets: {', '.join(having)})")
+    if preset not in c.presets:
+        raise ValueError(f"--preset: {c.name}'s presets are {', '.join(c.presets)}; {preset!r} is not one")
+    return c.with_preset(preset)
+
+
 @app.command()
 def encode(
     inputs: List[Path] = typer.Argument(..., metavar="INPUT...",
@@ -228,6 +241,9 @@ def encode(
     texture: Optional[float] = typer.Option(None, "--texture", min=0.0, max=1.0,
                                             help="dualrep: share of the texture's bits to send, 0 (explicit part "
                                                  "only) .. 1 (default: all)"),
+    preset: Optional[str] = typer.Option(None, "--preset",
+                                         help="encoder preset of a codec that fits each image (overfit: fast, "
+                                              "medium, slow): encode time for quality, same decoder"),
     recursive: bool = typer.Option(False, "--recursive", "-r", help="folders: include their sub-folders"),
     workers: int = typer.Option(1, "--workers", "-j", min=1, help="files encoded at the same time (threads)"),
     device: Optional[str] = typer.Option(None, help="cpu, cuda or auto"),
@@ -247,6 +263,7 @@ def encode(
     glocal-codec encode photo.png -c webp --size 40k   # the best quality that fits in 40 kB
     cat photo.png | glocal-codec encode - -o - > photo.glc
     glocal-codec encode photo.png -c dualrep -q 2 --texture 0.7   # < 0.05 bpp, 70 % of the texture
+    glocal-codec encode photo.png -c overfit -q 3 --preset medium # fitted to the image: minutes
     """
     name = codec or _DEFAULT_CODEC_HELP
     try:
@@ -261,6 +278,8 @@ def encode(
             name = DEFAULT_CODEC
         native = _native_suffixes(name)
         configured = _with_options(name, dictionary, texture)
+        if preset is not None:
+            configured = _with_preset(configured or name, preset)
         if export and not native:
             raise ValueError(f"--export writes a classical codec's own file; {name} files exist only as .glc "
                              "(classical codecs: jpeg, webp, avif, jpeg2000)")
@@ -321,12 +340,12 @@ def encode(
 
     to_stdout = any(is_stdio(j.dst) for j in jobs)
     console = _messages(to_stdout or json_out)
-    steps = f", {refine} refinement steps" if refine else ""
+    steps = (f", {refine} refinement steps" if refine else "") + (f", preset {preset}" if preset else "")
     with Reporter(err, quiet=quiet) as rep:
         if not batch:
             rep.stage(f"encoding {jobs[0].src.name if not is_stdio(jobs[0].src) else 'stdin'} with {name}{steps}")
             try:
-                r = work(jobs[0], rep if refine else None)  # a bar over the refinement steps
+                r = work(jobs[0], rep)  # a bar if the encoder reports steps (--refine, a fitting codec)
             except _EXPECTED as e:
                 _fail(e)
         else:
@@ -548,7 +567,7 @@ def list_cmd(
     if json_out:
         print_json([{"name": c.name, "codec_id": c.codec_id, "media": c.media, "qualities": list(c.qualities),
                      "default_quality": c.default_quality, "default": c.name in defaults,
-                     "learned": c.has_weights, "weights": weights(c), "refinable": c.refinable,
+                     "learned": c.has_weights, "weights": weights(c), "refinable": c.refinable, "presets": list(c.presets),
                      "description": c.description} for c in infos])
         return
     if long:
@@ -564,6 +583,8 @@ def list_cmd(
             if c.has_weights:
                 t.add_row("weights", "installed" if c.weights_available else "[red]missing[/]")
             t.add_row("refine", "yes (encode --refine N)" if c.refinable else "no")
+            if c.presets:
+                t.add_row("presets", f"{', '.join(c.presets)} (encode --preset NAME; default {c.presets[0]})")
             t.add_row("about", escape(c.description))
             out.print(t)
             out.print()

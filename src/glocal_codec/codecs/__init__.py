@@ -18,6 +18,7 @@ from .base import (
     Payload,
     Placeable,
     ProgressFn,
+    Presets,
     Refinable,
     Rescalable,
     Restorable,
@@ -44,7 +45,7 @@ from .registry import (
 
 __all__ = [
     "Codec", "Payload", "NO_WEIGHTS", "Refinable", "Placeable", "Uint8Codec", "VideoCodec", "MultiClip", "ClipInfo",
-    "LatentModel", "RefinableLatentModel", "LevelFacts", "ExactSynthesis", "FittedEncoder", "FrameStreaming", "ProgressFn", "Rescalable", "Restorable", "DistortionTerms", "CODEC_IDS", "CODEC_NAMES", "CODEC_TABLE", "CodecRow", "Listing", "THIRD_PARTY_MIN_ID",
+    "LatentModel", "RefinableLatentModel", "LevelFacts", "ExactSynthesis", "FittedEncoder", "FrameStreaming", "Presets", "ProgressFn", "Rescalable", "Restorable", "DistortionTerms", "CODEC_IDS", "CODEC_NAMES", "CODEC_TABLE", "CodecRow", "Listing", "THIRD_PARTY_MIN_ID",
     "ENTRY_POINT_GROUP", "CodecInfo", "codec_class", "codec_digest", "file_facts", "codec_id", "codec_name", "codec_names", "list_codecs",
     "load_entry_points", "open_codec", "register_codec", "unregister_codec",
 ]

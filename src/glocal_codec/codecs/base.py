@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # annotations only: importing the contract (and the registry)
 
 __all__ = [
     "Payload", "Codec", "NO_WEIGHTS", "Refinable", "Placeable", "Uint8Codec", "VideoCodec", "MultiClip", "ClipInfo",
-    "LatentModel", "RefinableLatentModel", "LevelFacts", "ExactSynthesis", "FittedEncoder", "ProgressFn", "Rounding", "Rescalable", "Restorable", "DistortionTerms", "FrameStreaming",
+    "LatentModel", "RefinableLatentModel", "LevelFacts", "ExactSynthesis", "FittedEncoder", "Presets", "ProgressFn", "Rounding", "Rescalable", "Restorable", "DistortionTerms", "FrameStreaming",
 ]
 
 #: Weights digest written by codecs that have no weights (classical codecs).
@@ -96,6 +96,18 @@ class Refinable(Protocol):
 
     def encode_refined(self, x: torch.Tensor, quality: int, steps: int, *,
                        progress: ProgressFn | None = None) -> Payload: ...
+
+
+@runtime_checkable
+class Presets(Protocol):
+    """Named encoder operating points (``overfit``: ``fast`` / ``medium`` / ``slow``): the encoder's
+    time-for-quality trade, never the file format. ``presets`` lists them (the default first);
+    ``with_preset(name)`` returns the codec set to one (``encode --preset``, eval labels such as
+    ``overfit+slow``); a codec whose ``encode`` takes ``progress`` reports its fitting through it."""
+
+    presets: tuple[str, ...]
+
+    def with_preset(self, name: str) -> "Presets": ...
 
 
 @runtime_checkable

@@ -46,6 +46,8 @@ class Listing:
     default_quality: int
     refinable: bool = False
     weights: bool = False
+    #: its encoder presets (:class:`~.base.Presets`), the default first
+    presets: tuple[str, ...] = ()
     #: ``"module:function"`` (under ``glocal_codec.codecs``, torch-free) turning a file's codec
     #: parameters into the facts ``glocal-codec info`` shows (``clc``: reference ids, dictionary).
     param_facts: str | None = None
@@ -101,7 +103,7 @@ CODEC_TABLE: tuple[CodecRow, ...] = (
         _levels(6), 4, refinable=True, weights=True)),
     CodecRow("overfit", 23, "overfit:OverfitCodec", Listing(
         "image", "Cool-chic/C3-style overfitted codec: latent pyramid + tiny synthesis + integer autoregressive "
-        "Laplace model, fitted per image; bit-exact decoding", _levels(6), 3)),
+        "Laplace model, fitted per image; bit-exact decoding", _levels(6), 3, presets=("fast", "medium", "slow"))),
     CodecRow("dualrep", 24, "dualrep:DualrepCodec", Listing(
         "image", "dual representation (< 0.05 bpp): vq indices + semantic map (explicit), texture latent sent by "
         "reverse-channel coding (implicit, --texture 0..1); trained by this project", _levels(4), 2, weights=True,

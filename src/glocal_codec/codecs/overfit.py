@@ -660,6 +660,7 @@ class OverfitCodec:
                                   "autoregressive Laplace model, fitted per image; bit-exact decoding")
     qualities: tuple[int, ...] = tuple(sorted(LAMBDAS))
     default_quality: int = 3
+    presets: tuple[str, ...] = tuple(PRESETS)  # the default ("fast") first
 
     def __init__(self, preset: str = "fast", iterations: int | None = None, seed: int = 0,
                  device: str | torch.device | None = None) -> None:
@@ -680,6 +681,11 @@ class OverfitCodec:
         if value is not None and int(value) < 1:
             raise ValueError("overfit: iterations must be >= 1")
         self._iterations = None if value is None else int(value)
+
+    def with_preset(self, name: str) -> "OverfitCodec":
+        """This codec at another preset (same seed and device; the iteration budget follows the
+        preset unless this instance's was set explicitly)."""
+        return OverfitCodec(preset=name, iterations=self._iterations, seed=self.seed, device=self.device)
 
     def weights_digest(self, quality: int) -> bytes:
         return NO_WEIGHTS

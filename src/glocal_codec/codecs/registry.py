@@ -25,7 +25,7 @@ from importlib import metadata
 from typing import Callable, Iterable
 
 from ..bitstream.errors import CodecUnavailableError, UnknownCodecError
-from .base import NO_WEIGHTS, Codec, Refinable
+from .base import NO_WEIGHTS, Codec, Presets, Refinable
 from .ids import CODEC_IDS, CODEC_NAMES, CODEC_TABLE, THIRD_PARTY_MIN_ID, Listing
 
 __all__ = [
@@ -72,6 +72,7 @@ class CodecInfo:
     description: str
     refinable: bool = False  # accepts encoder-side latent refinement (encode --refine N)
     has_weights: bool = False  # a learned codec (weights shipped with the package)
+    presets: tuple[str, ...] = ()  # encoder presets (encode --preset NAME), the default first
 
 
 _registry: dict[str, _Entry] = {
@@ -288,7 +289,7 @@ def _info_from_listing(name: str, listing: Listing) -> CodecInfo:
         available = weights_path(name).is_file()
     return CodecInfo(name=name, codec_id=_registry[name].codec_id, media=listing.media, qualities=qualities,
                      default_quality=default, weights_available=available, description=listing.description,
-                     refinable=listing.refinable, has_weights=listing.weights)
+                     refinable=listing.refinable, has_weights=listing.weights, presets=tuple(listing.presets))
 
 
 def _info_from_codec(name: str, c: Codec) -> CodecInfo:
@@ -301,6 +302,7 @@ def _info_from_codec(name: str, c: Codec) -> CodecInfo:
         weights_available=c.weights_available(),
         description=c.description,
         refinable=isinstance(c, Refinable),
+        presets=tuple(c.presets) if isinstance(c, Presets) else (),
         has_weights=c.weights_digest(c.default_quality) != NO_WEIGHTS if c.weights_available() else True,
     )
 

@@ -37,7 +37,7 @@ import torch
 
 from .. import __version__ as _version
 from .. import api
-from ..codecs import Placeable, Refinable, open_codec
+from ..codecs import Placeable, Presets, Refinable, open_codec
 from ..errors import WeightsMissingError
 from ..datasets import Dataset
 from ..imageio import load_image, to_tensor
@@ -239,6 +239,8 @@ def _run_task(task: _Task, on_record: Optional[Callable[[EvalRecord], None]] = N
         x = load_image(task.path)[0]
     variant = parse_codec_label(task.codec)
     codec = open_codec(variant.codec)
+    if variant.preset:
+        codec = codec.with_preset(variant.preset)  # checked by _check_codecs
     _warm_up(variant.codec, task.device)
     metric_device = _codec_device(codec)
     lp = None
@@ -254,7 +256,8 @@ def _run_task(task: _Task, on_record: Optional[Callable[[EvalRecord], None]] = N
     out = []
     for q in task.qualities:
         t0 = time.perf_counter()
-        data = api.encode(x, codec=variant.codec, quality=q, device=task.device, refine=variant.refine)
+        data = api.encode(x, codec=codec if variant.preset else variant.codec, quality=q, device=task.device,
+                          refine=variant.refine)
         t1 = time.perf_counter()
         y = api.decode_tensor(data, device=task.device)
         if torch.cuda.is_available() and metric_device.startswith("cuda"):
@@ -310,6 +313,9 @@ def _check_codecs(codecs: Sequence[str], qualities: Optional[Sequence[int]]) -> 
         if variant.refine and not isinstance(codec, Refinable):
             raise EvalError(f"{name}: {variant.codec} has no encoder-side refinement; the codecs with it are in "
                             f"the refine column of `glocal-codec list`")
+        if variant.preset and (not isinstance(codec, Presets) or variant.preset not in codec.presets):
+            have = f"its presets are {', '.join(codec.presets)}" if isinstance(codec, Presets) else "it has no presets"
+            raise EvalError(f"{name}: {variant.preset!r} is not an encoder preset of {variant.codec} ({have})")
         if codec.media != "image":
             raise EvalError(f"{name} is a {codec.media} codec; eval measures image codecs")
         if not codec.weights_available():
