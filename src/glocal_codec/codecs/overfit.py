@@ -62,21 +62,25 @@ fixed-point decoder (a ``2^-12`` grid), so the encoder's rate/PSNR estimates are
 file's are exact.
 
 Encoder: rate + lambda * MSE (``bpp + lambda * mse`` over [0, 1] pixels, lambda per quality in
-:data:`LAMBDAS`), Adam with warm-up and cosine decay; latents go through soft rounding plus
-uniform noise of one full quantisation step (soft-rounding temperature annealed 0.3 -> 0.1) over
-the first 85 % of the iterations (a narrower noise lets the entropy model learn non-integer
-positions and the rate jumps by 5-8x at the switch to hard rounding: measured), then a final phase with hard rounding (straight-through) and quantisation-aware
-weights (the bits per quality in ``_BITS``); the bits that ship are then chosen per network by
-measuring rate + lambda * distortion through the fixed-point decoder (``BIT_CHOICES``). ``medium`` / ``slow`` let 2 / 3 random starts compete
-over the first tenth of the budget and keep the best. Budgets below :data:`ANALYTIC_BELOW`
-iterations (tests, previews) start from :func:`_analytic_init`, a luma/chroma pyramid that already
-decodes to the image.
+:data:`LAMBDAS`), Adam with warm-up and cosine decay, the latents' learning rate 16x and the
+networks' 3x the preset's (:data:`LATENT_LR_SCALE`, :data:`NET_LR_SCALE`). For the first 95 % of
+the budget the latents pass through C3's quantiser, ``softround(softround(y) + u)`` with
+Kumaraswamy noise ``u`` annealed from peaked to uniform and the soft-rounding temperature from 0.3
+to 0.1 (:func:`_noisy_round`); then hard rounding (straight-through). The networks are fitted in
+float; the bits their weights ship with are chosen afterwards per network by measuring
+rate + lambda * distortion through the fixed-point decoder (:data:`BIT_CHOICES`) -- a
+quantisation-aware phase cost more than it saved (measured). ``medium`` / ``slow`` let 2 / 3
+random starts compete over the first tenth of the budget and keep the best. Budgets below
+:data:`ANALYTIC_BELOW` iterations (tests, previews) start from :func:`_analytic_init`, a
+luma/chroma pyramid that already decodes to the image.
 
-Speed (this 2-core machine, shared with other work; ``benchmarks/overfit_speed.py``): 0.5-1 s
-per fitting iteration on a 768x512 image with one thread, so ``fast`` (600 iterations) takes
-5-10 minutes -- far from the issue's 2-minute goal -- and gives only 27.2 dB at 0.179 bpp on
-kodim23 (quality 3): this family needs thousands of iterations. Decoding takes 0.6-1 s (about
-2,300 wavefront passes + the float64 fixed-point synthesis).
+Speed: one fitting iteration on a 768x512 image takes about 0.23 s on this 2-core machine
+(``fast``; the ARM's rate in cache-sized row bands, :class:`_BandedBits`, is the largest part), so
+``fast`` (500 iterations) encodes a Kodak image in about two minutes; the family needs thousands
+of iterations to reach its published numbers (Cool-chic fits ~10k on a GPU).
+``benchmarks/overfit_speed.py`` times every preset, ``benchmarks/overfit_iterations.py`` measures
+the BD-rate bought by each budget. Decoding takes 0.4-1 s (about 2,300 wavefront passes + the
+float64 fixed-point synthesis).
 """
 
 from __future__ import annotations

@@ -1,0 +1,116 @@
+"""``overfit``: rate-distortion against encode time -- BD-rate against ``msh`` per fitting budget.
+
+    .venv/bin/python benchmarks/overfit_iterations.py [--images 6] [--iterations 250,500,1000]
+        [--qualities 2,3,4] [--crop 384x256] [--threads 2]
+
+Every image is cut to its centre ``--crop`` (a quarter of a Kodak image by default: the full
+curve on whole images takes hours on this 2-core machine); ``overfit`` fits it at every budget and
+quality, ``msh`` codes it at all its levels, and the BD-rate (PSNR, pchip) of each budget against
+``msh`` is averaged over the images. Rates are real file sizes. Crops are *pessimistic* for
+``overfit``: its networks (about 1 kB) are spread over a quarter of the pixels. Resumable: every
+encoded point is saved to benchmarks/results/overfit_iterations.json as it finishes; the plot
+goes beside it (overfit_iterations.png).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import torch
+
+import glocal_codec as gc
+from glocal_codec.codecs.overfit import OverfitCodec
+from glocal_codec.eval.bdrate import bd_rate
+from glocal_codec.eval.metrics import psnr
+from glocal_codec.imageio import load_image
+
+HERE = Path(__file__).resolve().parent
+DATA = Path(os.environ.get("GLOCAL_CODEC_DATA", HERE.parents[1] / "shared" / "data"))
+OUT = HERE / "results" / "overfit_iterations.json"
+
+
+def _crop(x: torch.Tensor, size: str) -> torch.Tensor:
+    w, h = (int(v) for v in size.split("x"))
+    top, left = (x.shape[-2] - h) // 2, (x.shape[-1] - w) // 2
+    return x[..., top: top + h, left: left + w].contiguous()
+
+
+def _point(x: torch.Tensor, codec, quality: int) -> dict:
+    t0 = time.perf_counter()
+    data = gc.encode(x, codec=codec, quality=quality)
+    secs = time.perf_counter() - t0
+    y = gc.decode_tensor(data)
+    return {"bpp": 8 * len(data) / (x.shape[-1] * x.shape[-2]), "psnr": psnr(x, y), "encode_s": round(secs, 2)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--images", type=int, default=6)
+    ap.add_argument("--iterations", default="250,500,1000")
+    ap.add_argument("--qualities", default="2,3,4")
+    ap.add_argument("--crop", default="384x256")
+    ap.add_argument("--threads", type=int, default=torch.get_num_threads())
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    budgets = [int(v) for v in a.iterations.split(",")]
+    qualities = [int(v) for v in a.qualities.split(",")]
+    state = json.loads(OUT.read_text()) if OUT.is_file() else {}
+    if state.get("crop") not in (None, a.crop):
+        raise SystemExit(f"{OUT} holds {state['crop']} crops; move it away to measure {a.crop}")
+    state.update(crop=a.crop, threads=a.threads, preset="fast")
+    points = state.setdefault("points", {})
+    names = [f"kodim{i:02d}.png" for i in range(1, a.images + 1)]
+    for name in names:
+        x = _crop(load_image(DATA / "kodak" / name)[0], a.crop)
+        for label, codec, levels in [("msh", "msh", range(1, 7))] + \
+                [(f"overfit@{n}", OverfitCodec(iterations=n), qualities) for n in budgets]:
+            for q in levels:
+                key = f"{name}|{label}|{q}"
+                if key not in points:
+                    points[key] = _point(x, codec, q)
+                    print(key, points[key], flush=True)
+                    OUT.write_text(json.dumps(state, indent=1) + "\n")
+    summary = {}
+    for n in budgets:
+        bds, secs = [], []
+        for name in names:
+            ref = [points[f"{name}|msh|{q}"] for q in range(1, 7)]
+            test = [points[f"{name}|overfit@{n}|{q}"] for q in qualities]
+            try:
+                bds.append(bd_rate([p["bpp"] for p in ref], [p["psnr"] for p in ref],
+                                   [p["bpp"] for p in test], [p["psnr"] for p in test]))
+            except ValueError as e:  # no overlap on this image: said, not hidden
+                print(f"{name} @ {n}: {e}")
+            secs += [p["encode_s"] for p in test]
+        summary[str(n)] = {"bd_rate_vs_msh_pct": round(sum(bds) / len(bds), 1) if bds else None,
+                           "images_with_overlap": len(bds), "mean_encode_s": round(sum(secs) / len(secs), 1)}
+    state["summary"] = summary
+    OUT.write_text(json.dumps(state, indent=1) + "\n")
+    print(json.dumps(summary, indent=1))
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    xs = [int(n) for n, s in summary.items() if s["bd_rate_vs_msh_pct"] is not None]
+    ys = [summary[str(n)]["bd_rate_vs_msh_pct"] for n in xs]
+    fig, ax = plt.subplots(figsize=(5, 3.4))
+    ax.plot(xs, ys, "o-")
+    for n, y in zip(xs, ys):
+        ax.annotate(f"{summary[str(n)]['mean_encode_s']:.0f} s", (n, y), textcoords="offset points", xytext=(4, 4))
+    ax.axhline(0, color="grey", lw=0.8)
+    ax.set_xscale("log")
+    ax.set_xlabel("fitting iterations (encode seconds per crop beside each point)")
+    ax.set_ylabel("BD-rate vs msh (%, PSNR)")
+    ax.set_title(f"overfit on {len(names)} Kodak {a.crop} crops")
+    fig.tight_layout()
+    fig.savefig(OUT.with_suffix(".png"), dpi=120)
+    print(f"wrote {OUT} and {OUT.with_suffix('.png')}")
+
+
+if __name__ == "__main__":
+    main()
