@@ -273,3 +273,12 @@ def test_presets_through_the_cli_and_the_api(crop: torch.Tensor, tmp_path: Path)
     seen: list[tuple] = []
     gc.encode(crop, codec="overfit", quality=2, progress=lambda *a: seen.append(a))
     assert seen and seen[-1][0] == seen[-1][1] == BUDGET and "dB" in seen[-1][2]
+
+
+def test_info_shows_the_decoder_and_preset_without_torch(crop: torch.Tensor, tmp_path: Path) -> None:
+    path = tmp_path / "m.glc"
+    path.write_bytes(gc.encode(crop, codec=open_codec("overfit").with_preset("medium"), quality=2))
+    code = ("import sys, glocal_codec as gc; i = gc.read_info(sys.argv[1]); print(i.details); "
+            "assert 'torch' not in sys.modules")
+    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True).stdout
+    assert "'preset': 'medium'" in out and "synthesis 24 wide" in out and "MACs/pixel" in out

@@ -103,7 +103,8 @@ CODEC_TABLE: tuple[CodecRow, ...] = (
         _levels(6), 4, refinable=True, weights=True)),
     CodecRow("overfit", 23, "overfit:OverfitCodec", Listing(
         "image", "Cool-chic/C3-style overfitted codec: latent pyramid + tiny synthesis + integer autoregressive "
-        "Laplace model, fitted per image; bit-exact decoding", _levels(6), 3, presets=("fast", "medium", "slow"))),
+        "Laplace model, fitted per image; bit-exact decoding", _levels(6), 3, presets=("fast", "medium", "slow"),
+        param_facts="overfit_header:file_facts")),
     CodecRow("dualrep", 24, "dualrep:DualrepCodec", Listing(
         "image", "dual representation (< 0.05 bpp): vq indices + semantic map (explicit), texture latent sent by "
         "reverse-channel coding (implicit, --texture 0..1); trained by this project", _levels(4), 2, weights=True,

@@ -97,16 +97,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..bitstream.errors import CorruptStreamError, LimitError
-from ..bitstream.fields import check_end, check_version, read_fields, pack_fields
 from ..bitstream.varint import decode_varint
 from ..engine.fit import cosine_lr, report
 from ..entropy.laplace import LaplaceCoder, LaplacePassDecoder, laplace_tables
 from ..entropy.params import decode_tensors, encode_tensors
 from .base import NO_WEIGHTS, Payload
+from .overfit_header import CONTEXT, PRESET_SHAPES, OverfitArch
 
 __all__ = ["OverfitArch", "OverfitCodec", "PRESETS", "Preset", "LAMBDAS"]
 
-_VERSION = 1
 #: Fixed-point fractional bits of the decoder (upsampled latents, activations, weights).
 FRAC = 12
 _ONE = float(1 << FRAC)
@@ -115,10 +114,7 @@ LATENT_MAX = 2047
 _ACT_MAX = float(1 << 26)  # activations are clamped here: every product sum stays below 2^53
 _W_MAX = 128.0  # |weight| bound (checked on decode, enforced on encode)
 _B_MAX = 16384.0
-#: Causal context (row, column offsets) in the latent's own grid; the wavefront is c + 3 r.
-CONTEXT = ((-2, -2), (-2, -1), (-2, 0), (-2, 1), (-2, 2), (-1, -2), (-1, -1), (-1, 0), (-1, 1), (-1, 2),
-           (0, -2), (0, -1))
-_WAVE = 3
+_WAVE = 3  # the wavefront is c + 3 r (see CONTEXT)
 #: Bicubic (a = -0.75) x2 upsampling taps in 1/256: even outputs read inputs j-2..j+1, odd j-1..j+2.
 _TAPS = (-9, 67, 225, -27)
 #: Images up to this many pixels are fitted on one thread (threads only add overhead there, and
@@ -146,9 +142,10 @@ class Preset:
 
 
 PRESETS: dict[str, Preset] = {
-    "fast": Preset(iterations=500, synth_width=16, arm_width=16, n_res=1),
-    "medium": Preset(iterations=2000, synth_width=24, arm_width=16, n_res=1, starts=2),
-    "slow": Preset(iterations=6000, synth_width=40, arm_width=24, n_res=2, starts=3),
+    # (synthesis width, ARM width, residual blocks) live in the header module, which `info` reads
+    "fast": Preset(500, *PRESET_SHAPES["fast"]),
+    "medium": Preset(2000, *PRESET_SHAPES["medium"], starts=2),
+    "slow": Preset(6000, *PRESET_SHAPES["slow"], starts=3),
 }
 #: Quality level -> lambda (loss = bpp + lambda * MSE on [0, 1] pixels); higher = more bits.
 LAMBDAS: dict[int, float] = {1: 60.0, 2: 150.0, 3: 400.0, 4: 1000.0, 5: 2500.0, 6: 6000.0}
@@ -176,45 +173,6 @@ def grid_sizes(h: int, w: int, n: int) -> list[tuple[int, int]]:
 def default_grids(h: int, w: int, most: int = 7) -> int:
     """Grids for an image: down to about 1:64, never coarser than the image's short side."""
     return max(1, min(most, 1 + int(math.floor(math.log2(max(1, min(h, w)))))))
-
-
-@dataclass(frozen=True)
-class OverfitArch:
-    """Everything the decoder needs to rebuild the networks (stored in ``params``)."""
-
-    n_grids: int
-    synth_width: int
-    arm_width: int
-    n_res: int
-    arm_bits: int
-    synth_bits: int
-
-    def to_bytes(self) -> bytes:
-        return pack_fields(_VERSION, [self.n_grids, self.synth_width, self.arm_width, self.n_res,
-                                      self.arm_bits, self.synth_bits])
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> "OverfitArch":
-        f, pos = read_fields(data, check_version(data, _VERSION),
-                             [("n_grids", 1, 8), ("synth_width", 1, 64), ("arm_width", 1, 64), ("n_res", 0, 4),
-                              ("arm_bits", 2, 16), ("synth_bits", 2, 16)])
-        check_end(data, pos)
-        return cls(**f)
-
-    def arm_shapes(self) -> list[tuple[int, ...]]:
-        a = self.arm_width
-        return [(a, len(CONTEXT)), (a,), (a, a), (a,), (2, a), (2,)]
-
-    def synth_shapes(self) -> list[tuple[int, ...]]:
-        c = self.synth_width
-        out = [(c, self.n_grids, 1, 1), (c,), (3, c, 1, 1), (3,)]
-        for _ in range(self.n_res):
-            out += [(3, 3, 3, 3), (3,), (3, 3, 3, 3), (3,)]
-        return out
-
-    def macs_per_pixel(self) -> float:
-        a, c = self.arm_width, self.synth_width
-        return self.n_grids * c + 3 * c + 162 * self.n_res + 4 / 3 * (len(CONTEXT) * a + a * a + 2 * a)
 
 
 # -- networks (float, for fitting) ---------------------------------------------------------------

@@ -1,0 +1,75 @@
+"""The ``overfit`` codec parameters (``Payload.params``): the architecture of the networks the file
+carries, which the decoder rebuilds from them (:class:`OverfitArch`).
+
+Light on purpose (no torch): ``glocal-codec info`` shows it through :func:`file_facts`.
+
+Layout (version 1): a version byte, then varints ``n_grids`` (1-8), ``synth_width`` (1-64),
+``arm_width`` (1-64), ``n_res`` (0-4), ``arm_bits`` and ``synth_bits`` (2-16, the weight bits the
+encoder chose per network), every range checked before anything is allocated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..bitstream.fields import check_end, check_version, pack_fields, read_fields
+
+__all__ = ["CONTEXT", "OverfitArch", "PRESET_SHAPES", "file_facts", "VERSION"]
+
+VERSION = 1
+#: Causal context (row, column offsets) of the entropy model in the latent's own grid.
+CONTEXT = ((-2, -2), (-2, -1), (-2, 0), (-2, 1), (-2, 2), (-1, -2), (-1, -1), (-1, 0), (-1, 1), (-1, 2),
+           (0, -2), (0, -1))
+#: (synthesis width, ARM width, residual blocks) of each encoder preset (``overfit.PRESETS`` is built
+#: from it; ``info`` names the preset a file's decoder matches).
+PRESET_SHAPES = {"fast": (16, 16, 1), "medium": (24, 16, 1), "slow": (40, 24, 2)}
+
+
+@dataclass(frozen=True)
+class OverfitArch:
+    """Everything the decoder needs to rebuild the networks (stored in ``params``)."""
+
+    n_grids: int
+    synth_width: int
+    arm_width: int
+    n_res: int
+    arm_bits: int
+    synth_bits: int
+
+    def to_bytes(self) -> bytes:
+        return pack_fields(VERSION, [self.n_grids, self.synth_width, self.arm_width, self.n_res,
+                                      self.arm_bits, self.synth_bits])
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "OverfitArch":
+        f, pos = read_fields(data, check_version(data, VERSION),
+                             [("n_grids", 1, 8), ("synth_width", 1, 64), ("arm_width", 1, 64), ("n_res", 0, 4),
+                              ("arm_bits", 2, 16), ("synth_bits", 2, 16)])
+        check_end(data, pos)
+        return cls(**f)
+
+    def arm_shapes(self) -> list[tuple[int, ...]]:
+        a = self.arm_width
+        return [(a, len(CONTEXT)), (a,), (a, a), (a,), (2, a), (2,)]
+
+    def synth_shapes(self) -> list[tuple[int, ...]]:
+        c = self.synth_width
+        out = [(c, self.n_grids, 1, 1), (c,), (3, c, 1, 1), (3,)]
+        for _ in range(self.n_res):
+            out += [(3, 3, 3, 3), (3,), (3, 3, 3, 3), (3,)]
+        return out
+
+    def macs_per_pixel(self) -> float:
+        a, c = self.arm_width, self.synth_width
+        return self.n_grids * c + 3 * c + 162 * self.n_res + 4 / 3 * (len(CONTEXT) * a + a * a + 2 * a)
+
+
+def file_facts(params: bytes) -> dict[str, str]:
+    """What ``glocal-codec info`` shows about an overfit file: its decoder and the preset it matches."""
+    a = OverfitArch.from_bytes(params)
+    shape = (a.synth_width, a.arm_width, a.n_res)
+    preset = next((n for n, v in PRESET_SHAPES.items() if v == shape), "custom")
+    return {"decoder": (f"{a.n_grids} latent grids, synthesis {a.synth_width} wide + {a.n_res} residual "
+                        f"block(s), entropy model {a.arm_width} wide; {a.macs_per_pixel():.0f} MACs/pixel"),
+            "network bits": f"entropy model {a.arm_bits}, synthesis {a.synth_bits}",
+            "preset": preset}
