@@ -144,7 +144,7 @@ class Preset:
 PRESETS: dict[str, Preset] = {
     # (synthesis width, ARM width, residual blocks) live in the header module, which `info` reads
     "fast": Preset(500, *PRESET_SHAPES["fast"]),
-    "medium": Preset(2000, *PRESET_SHAPES["medium"], starts=2),
+    "medium": Preset(1500, *PRESET_SHAPES["medium"], starts=2),
     "slow": Preset(6000, *PRESET_SHAPES["slow"], starts=3),
 }
 #: Quality level -> lambda (loss = bpp + lambda * MSE on [0, 1] pixels); higher = more bits.
