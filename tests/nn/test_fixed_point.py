@@ -71,3 +71,37 @@ def test_transposed_convolution_as_phases_is_bit_exact(k: int, s: int, p: int, o
         x = to_grid(torch.randn(1, cin, h, wd, generator=g, dtype=torch.float64) * 8)
         ref = F.conv_transpose2d(x, w, b, stride=s, padding=p, output_padding=op)
         assert torch.equal(run(x), ref)
+
+
+@pytest.mark.parametrize("k,s,p,op,cin,cout", [(5, 2, 2, 1, 8, 3), (3, 2, 1, 1, 6, 2), (4, 2, 1, 0, 5, 1),
+                                             (2, 2, 0, 0, 4, 3), (5, 3, 2, 2, 7, 3), (3, 1, 1, 0, 4, 3)])
+def test_transposed_convolution_as_tap_scatter_is_bit_exact(k: int, s: int, p: int, op: int, cin: int,
+                                                             cout: int) -> None:
+    """Few output channels: one GEMM then each tap added in place gives F.conv_transpose2d's bits."""
+    from glocal_codec.nn.fixed_point import _transposed_as_scatter
+
+    g = torch.Generator().manual_seed(k * 100 + s * 10 + p + 7)
+    layer = torch.nn.ConvTranspose2d(cin, cout, k, stride=s, padding=p, output_padding=op)
+    w = to_grid(torch.randn(cin, cout, k, k, generator=g, dtype=torch.float64))
+    b = to_grid(torch.randn(cout, generator=g, dtype=torch.float64), 32)
+    run = _transposed_as_scatter(layer, w, b)
+    for n, h, wd in ((1, 7, 9), (1, 1, 1), (2, 4, 13)):
+        x = to_grid(torch.randn(n, cin, h, wd, generator=g, dtype=torch.float64) * 8)
+        ref = F.conv_transpose2d(x, w, b, stride=s, padding=p, output_padding=op)
+        assert torch.equal(run(x), ref)
+
+
+@pytest.mark.parametrize("k,pad,cin,cout", [(3, 1, 6, 8), (1, 0, 5, 7), (5, 2, 3, 4), (3, 0, 4, 2), (2, 1, 3, 3)])
+def test_convolution_as_row_gemms_is_bit_exact(k: int, pad: int, cin: int, cout: int) -> None:
+    """Stride-1 convolutions as one GEMM per kernel row give F.conv2d's bits, batches included."""
+    from glocal_codec.nn.fixed_point import _gemm_conv
+
+    g = torch.Generator().manual_seed(k * 10 + pad)
+    layer = torch.nn.Conv2d(cin, cout, k, padding=pad)
+    w = to_grid(torch.randn(cout, cin, k, k, generator=g, dtype=torch.float64))
+    b = to_grid(torch.randn(cout, generator=g, dtype=torch.float64), 32)
+    run = _gemm_conv(layer, w, b)
+    assert run is not None and _gemm_conv(torch.nn.Conv2d(cin, cout, k, stride=2), w, b) is None
+    for n, h, wd in ((1, 7, 9), (2, 5, 6), (1, k, k + 3)):
+        x = to_grid(torch.randn(n, cin, h, wd, generator=g, dtype=torch.float64) * 8)
+        assert torch.equal(run(x), F.conv2d(x, w, b, padding=pad))

@@ -16,8 +16,12 @@ and ``LeakyReLU`` -- what the Ballé-family synthesis and hyper-synthesis are ma
 attention stages of the ``glocal`` transforms (``ScaledResidual`` around ``GlocalBlock`` stacks:
 SwinV2 window attention, pooled-token global attention, LayerNorm, GELU), whose exact versions
 live in :mod:`.fixed_point_attention`. With
-``FRAC = 16`` the grid is far finer than the 8-bit output (a change of about 1e-4 dB), and a
-decode costs about twice the float32 one (float64 arithmetic).
+``FRAC = 16`` the grid is far finer than the 8-bit output (a change of about 1e-4 dB). The
+convolutions run as plain float64 GEMMs on strided views (one per kernel row, one per phase of
+a transposed convolution with only that phase's taps): torch's float64 CPU convolution unfolds
+the whole window single-threaded first, which cost as much as the GEMM. A ``msh`` synthesis
+costs about 1.6x the float32 one on 2 threads (``benchmarks/exact_synthesis.py``); float64
+arithmetic alone is 2x slower per product.
 """
 
 from __future__ import annotations
@@ -61,6 +65,63 @@ def _check(bound: float, what: str) -> None:
                             f"{_ACC_LIMIT:.3g} of the fixed-point decoder")
 
 
+def _width_unfold(xp: torch.Tensor, kw: int, wo: int) -> torch.Tensor:
+    """(N, Cin, Hp, Wp) -> (N, kw*Cin, Hp*wo): row block ``j`` holds ``xp[..., j:j+wo]``, so
+    rows ``i..i+ho`` of every block are one strided matrix (the rows of a kernel row ``i``)."""
+    n, cin, hp = xp.shape[:3]
+    return torch.stack([xp[..., j:j + wo] for j in range(kw)], 1).reshape(n, kw * cin, hp * wo)
+
+
+def _row_gemms(xw: torch.Tensor, k0: int, wi: torch.Tensor, top: int, ho: int, wo: int,
+               bias: torch.Tensor | None, out: torch.Tensor) -> None:
+    """``out`` (N, Cout, ho*wo) = bias + sum over kernel rows ``i`` of ``wi[i]`` (Cout, K) times
+    rows ``k0..k0+K`` and image rows ``top+i..top+i+ho`` of the width-unfolded ``xw``.
+
+    One GEMM per kernel row on strided views, accumulated in place: the float64 CPU convolution
+    unfolds the whole kernel window first (im2col, single-threaded, Kh*Kw copies of the input),
+    which cost as much as its GEMM here. Every partial sum is exact, so accumulating kernel rows
+    one after the other gives the convolution's bits."""
+    k = wi.shape[-1]
+    for b in range(xw.shape[0]):
+        for i in range(wi.shape[0]):
+            v = xw[b, k0:k0 + k, (top + i) * wo:(top + i + ho) * wo]
+            if i > 0:
+                out[b].addmm_(wi[i], v)
+            elif bias is not None:
+                torch.addmm(bias[:, None], wi[i], v, out=out[b])
+            else:
+                torch.mm(wi[i], v, out=out[b])
+
+
+def _rows_weight(g: torch.Tensor) -> torch.Tensor:
+    """conv2d weight (Cout, Cin, Kh, Kw) -> (Kh, Cout, Kw*Cin) in :func:`_width_unfold`'s order."""
+    return g.permute(2, 0, 3, 1).reshape(g.shape[2], g.shape[0], g.shape[3] * g.shape[1]).contiguous()
+
+
+def _gemm_conv(layer: nn.Conv2d, w: torch.Tensor, b: torch.Tensor | None):
+    """A stride-1, ungrouped, zero-padded ``Conv2d`` as kernel-row GEMMs (:func:`_row_gemms`),
+    or None for other geometries (they keep ``F.conv2d``)."""
+    if (tuple(layer.stride) != (1, 1) or tuple(layer.dilation) != (1, 1) or layer.groups != 1
+            or layer.padding_mode != "zeros" or isinstance(layer.padding, str)):
+        return None
+    wi = _rows_weight(w)
+    kh, kw = w.shape[-2:]
+    ph, pw = layer.padding
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        xp = F.pad(x, (pw, pw, ph, ph)) if ph or pw else x
+        ho, wo = xp.shape[-2] - kh + 1, xp.shape[-1] - kw + 1
+        if kh == kw == 1:
+            xw = xp.reshape(xp.shape[0], xp.shape[1], ho * wo)
+        else:
+            xw = _width_unfold(xp, kw, wo)
+        out = x.new_empty(x.shape[0], w.shape[0], ho * wo)
+        _row_gemms(xw, 0, wi.to(x.device), 0, ho, wo, None if b is None else b.to(x.device), out)
+        return out.view(x.shape[0], w.shape[0], ho, wo)
+
+    return run
+
+
 class _Phases:
     """One axis of a stride-``s`` transposed convolution as ``s`` interleaved correlations.
 
@@ -86,44 +147,95 @@ class _Phases:
         return (n - 1) * self.s - 2 * self.p + self.k + self.op
 
 
-def _phase_weight(w: torch.Tensor, ph: _Phases, pw: _Phases) -> torch.Tensor:
-    """``ConvTranspose2d`` weight (Cin, Cout, K, K) -> the conv2d weight (Cout*s*s, Cin, Lh, Lw)
-    whose output channel ``c*s*s + rh*s + rw`` is phase ``(rh, rw)`` of output channel ``c``
-    (the order ``pixel_shuffle`` reads)."""
-    cin, cout = w.shape[:2]
-    g = w.new_zeros(cout, ph.s, pw.s, cin, ph.size, pw.size)
+def _phase_weights(w: torch.Tensor, ph: _Phases, pw: _Phases) -> dict[tuple[int, int], torch.Tensor]:
+    """``ConvTranspose2d`` weight (Cin, Cout, K, K) -> one conv2d weight (Cout, Cin, Lh, Lw) per
+    phase ``(rh, rw)`` holding only the taps that phase has (window order: tap ``j`` at ``L-1-j``)."""
+    out = {}
     for rh in range(ph.s):
-        for jh, kh in enumerate(ph.taps[rh]):
-            for rw in range(pw.s):
-                for jw, kw in enumerate(pw.taps[rw]):
-                    g[:, rh, rw, :, ph.top[rh] - jh - ph.amin, pw.top[rw] - jw - pw.amin] = w[:, :, kh, kw].t()
-    return g.reshape(cout * ph.s * pw.s, cin, ph.size, pw.size)
+        for rw in range(pw.s):
+            th, tw = ph.taps[rh], pw.taps[rw]
+            g = w.new_zeros(w.shape[1], w.shape[0], len(th), len(tw))
+            for jh, kh in enumerate(th):
+                for jw, kw in enumerate(tw):
+                    g[:, :, len(th) - 1 - jh, len(tw) - 1 - jw] = w[:, :, kh, kw].t()
+            out[rh, rw] = g
+    return out
 
 
 def _transposed_as_conv(layer: nn.ConvTranspose2d, w: torch.Tensor, b: torch.Tensor | None):
-    """``F.conv_transpose2d`` with ``layer``'s geometry as a conv2d + pixel shuffle, or None
-    where that does not apply (groups, dilation, unequal strides) or would not be faster. Exact sums do not depend on
-    their order, so the result is bit for bit the transposed convolution's (tested); float64
-    ``conv_transpose2d`` has no fast CPU kernel and took a third of ``glocal``'s decode."""
+    """``F.conv_transpose2d`` with ``layer``'s geometry as one small conv2d per output phase, or
+    None where that does not apply (groups, dilation) or would not be faster.
+
+    Each phase convolves only the taps it has (a 5x5 stride-2 kernel: 3x3, 3x2, 2x3 and 2x2, 25
+    products per output quad), where the sub-pixel form (one 3x3 conv with ``s*s`` times the
+    channels, then a pixel shuffle) pays 36: the float64 GEMM is what a fixed-point decode
+    spends its time in. Exact sums do not depend on their order, so the result is bit for bit
+    the transposed convolution's (tested); float64 ``conv_transpose2d`` has no fast CPU kernel
+    and took a third of ``glocal``'s decode."""
     sh, sw = layer.stride
-    if layer.groups != 1 or tuple(layer.dilation) != (1, 1) or sh != sw:
+    if layer.groups != 1 or tuple(layer.dilation) != (1, 1):
         return None
     ph = _Phases(layer.kernel_size[0], sh, layer.padding[0], layer.output_padding[0])
     pw = _Phases(layer.kernel_size[1], sw, layer.padding[1], layer.output_padding[1])
-    # both float64 CPU paths unfold: the convolution Cin*Lh*Lw values per input position, the
-    # transposed one Cout*Kh*Kw; take the other path where it unfolds less (e.g. a 3-channel output)
-    if w.shape[0] * ph.size * pw.size > w.shape[1] * ph.k * pw.k:
+    # both float64 CPU paths unfold: the convolutions Cin*Lh*Lw values per phase and input
+    # position, the transposed one Cout*Kh*Kw; take the other path where it unfolds less (e.g. a
+    # 3-channel output)
+    unfold = sum(len(th) * len(tw) for th in ph.taps for tw in pw.taps)
+    if w.shape[0] * unfold > w.shape[1] * ph.k * pw.k * sh * sw:
         return None
-    g = _phase_weight(w, ph, pw)
-    bg = None if b is None else b.repeat_interleave(sh * sw)
+    gs = {r: (g.shape[-2], g.shape[-1], _rows_weight(g)) for r, g in _phase_weights(w, ph, pw).items()}
+    cin, cout = w.shape[:2]
 
     def run(x: torch.Tensor) -> torch.Tensor:
         n_h, n_w = x.shape[-2:]
         oh, ow = ph.out_len(n_h), pw.out_len(n_w)
         mh, mw = -(-oh // sh), -(-ow // sw)  # positions per phase
         xp = F.pad(x, (-pw.amin, max(0, mw + pw.amax - n_w), -ph.amin, max(0, mh + ph.amax - n_h)))
-        y = F.conv2d(xp, g.to(x.device), None if bg is None else bg.to(x.device))
-        return F.pixel_shuffle(y[..., :mh, :mw], sh)[..., :oh, :ow]
+        # the width window every phase reads a part of, unfolded once for all of them
+        xw = _width_unfold(xp, pw.size, mw)
+        bd = None if b is None else b.to(x.device)
+        out = x.new_empty(x.shape[0], cout, mh, sh, mw, sw)
+        tmp = x.new_empty(x.shape[0], cout, mh * mw)
+        for (rh, rw), (lh, lw, wi) in gs.items():
+            dst = out[:, :, :, rh, :, rw]
+            if lh == 0 or lw == 0:  # a phase no tap reaches: the bias alone
+                dst.copy_((bd if bd is not None else x.new_zeros(cout))[:, None, None].expand_as(dst))
+                continue
+            top, left = ph.top[rh] - lh + 1 - ph.amin, pw.top[rw] - lw + 1 - pw.amin
+            _row_gemms(xw, left * cin, wi.to(x.device), top, mh, mw, bd, tmp)
+            dst.copy_(tmp.view(x.shape[0], cout, mh, mw))
+        return out.view(x.shape[0], cout, mh * sh, mw * sw)[..., :oh, :ow]
+
+    return run
+
+
+def _transposed_as_scatter(layer: nn.ConvTranspose2d, w: torch.Tensor, b: torch.Tensor | None):
+    """``F.conv_transpose2d`` for few output channels (e.g. the last layer, to RGB): one GEMM
+    gives every tap's contribution of every input position, (Cout*Kh*Kw, Cin) x (Cin, H*W), and
+    each tap is added into its strided place of the output, where the float64 CPU kernel's
+    single-threaded col2im was slower. Exact sums: the order does not change the bits (tested)."""
+    if layer.groups != 1 or tuple(layer.dilation) != (1, 1):
+        return None
+    cin, cout, kh, kw = w.shape
+    sh, sw = layer.stride
+    (ph, pw), (oph, opw) = layer.padding, layer.output_padding
+    wt = w.permute(1, 2, 3, 0).reshape(cout * kh * kw, cin).contiguous()
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        n, _, h, wd = x.shape
+        oh, ow = (h - 1) * sh - 2 * ph + kh + oph, (wd - 1) * sw - 2 * pw + kw + opw
+        xs = x.reshape(n, cin, h * wd)
+        full = x.new_zeros(n, cout, (h - 1) * sh + kh + oph, (wd - 1) * sw + kw + opw)
+        wd_ = wt.to(x.device)
+        for i in range(n):
+            cols = torch.mm(wd_, xs[i]).view(cout, kh, kw, h, wd)
+            for a in range(kh):
+                for c in range(kw):
+                    full[i, :, a:a + sh * (h - 1) + 1:sh, c:c + sw * (wd - 1) + 1:sw] += cols[:, a, c]
+        out = full[..., ph:ph + oh, pw:pw + ow]
+        if b is not None:
+            out = out + b.to(x.device)[:, None, None]
+        return out
 
     return run
 
@@ -139,7 +251,8 @@ def _conv_op(layer: nn.Conv2d | nn.ConvTranspose2d) -> Callable[[torch.Tensor], 
     kw = dict(stride=layer.stride, padding=layer.padding, dilation=layer.dilation, groups=layer.groups)
     if transposed:
         kw["output_padding"] = layer.output_padding
-    as_conv = _transposed_as_conv(layer, w, b) if transposed else None
+    as_conv = ((_transposed_as_conv(layer, w, b) or _transposed_as_scatter(layer, w, b)) if transposed
+               else _gemm_conv(layer, w, b))
 
     def run(x: torch.Tensor) -> torch.Tensor:
         _check(_absmax(x) * l1_max + b_max, type(layer).__name__)
@@ -176,7 +289,14 @@ def _gdn_op(layer: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
         _check(m * m, "GDN square")  # x^2 is then exact: a multiple of 2**-(2 FRAC) below 2**21
         x2 = _to_grid_(x * x)
         _check(m * m * g_l1 + b_max, "GDN")
-        norm = F.conv2d(x2, gamma.to(x.device), beta.to(x.device))
+        # the 1x1 convolution as one GEMM per image (F.conv2d's float64 path unfolds even 1x1)
+        n, _, h, w = x2.shape
+        x2 = x2.reshape(n, c, h * w)
+        norm = x.new_empty(n, c, h * w)
+        g2, bt = gamma.reshape(c, c).to(x.device), beta.to(x.device)[:, None]
+        for i in range(n):
+            torch.addmm(bt, g2, x2[i], out=norm[i])
+        norm = norm.view(n, c, h, w)
         del x2
         s = norm.sqrt_()
         return _to_grid_(s.mul_(x) if inverse else torch.div(x, s, out=s))
