@@ -282,3 +282,41 @@ def test_info_shows_the_decoder_and_preset_without_torch(crop: torch.Tensor, tmp
             "assert 'torch' not in sys.modules")
     out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True).stdout
     assert "'preset': 'medium'" in out and "synthesis 24 wide" in out and "MACs/pixel" in out
+
+
+def test_large_pictures_are_fitted_in_tiles_and_decode_from_the_file(crop: torch.Tensor, tmp_path: Path) -> None:
+    """A picture of more than tile**2 pixels is fitted tile by tile (bounded memory); the file says
+    so, decodes bit-exactly, and damaged tile headers are clear errors."""
+    from glocal_codec.codecs.overfit_header import TILED_VERSION, parse_params
+
+    codec = OverfitCodec(iterations=60)
+    codec.tile = 32  # 64 x 80 -> 2 x 3 tiles of 32 x 26-27
+    tiled = codec.encode(crop, 3)
+    tile, archs = parse_params(tiled.params)
+    assert tiled.params[0] == TILED_VERSION and tile == 32 and len(archs) == 6 and len(tiled.streams) == 18
+    whole = OverfitCodec(iterations=60).encode(crop, 3)
+    assert whole.params[0] == 1 and len(whole.streams) == 3  # below tile**2 pixels: fitted whole, version 1
+    x = codec.decode(tiled)
+    assert x.shape == crop.shape and psnr(x, crop) > 20
+    torch.set_num_threads(1)
+    try:
+        assert torch.equal(OverfitCodec().decode(tiled), x)  # any instance, any thread count
+    finally:
+        torch.set_num_threads(os.cpu_count() or 1)
+    assert len(codec.decode_latents(tiled)) == sum(a.n_grids for a in archs)
+    # through a real file (the API takes the configured instance): rate from its size, info names the tiles
+    data = gc.encode(crop, codec=codec, quality=3)
+    (tmp_path / "tiled.glc").write_bytes(data)
+    back = (tmp_path / "tiled.glc").read_bytes()
+    assert torch.equal(gc.decode_tensor(back), x) and read_container(back).params == tiled.params
+    info = gc.read_info(back)
+    assert info.bpp == 8 * len(data) / (64 * 80)
+    assert info.details["tiles"].startswith("6, fitted one by one")
+    # a header for another number of tiles, or missing streams: clear errors, nothing decoded
+    bad = bytes([TILED_VERSION, 32, 2]) + tiled.params[3:]
+    with pytest.raises(BitstreamError):
+        codec.decode(Payload(tiled.shape, tiled.quality, bad, tiled.streams))
+    with pytest.raises(CorruptStreamError, match="streams"):
+        codec.decode(Payload(tiled.shape, tiled.quality, tiled.params, tiled.streams[:-3]))
+    with pytest.raises(CorruptStreamError, match="tiles"):
+        codec.decode(Payload((3, 64, 200), tiled.quality, tiled.params, tiled.streams))

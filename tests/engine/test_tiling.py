@@ -135,3 +135,21 @@ def test_resolve_device() -> None:
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="no CUDA"):
             resolve_device("cuda")
+
+
+@pytest.mark.parametrize("h,w,tile", [(1, 1, 16), (50, 70, 32), (1024, 1024, 1024), (1025, 3000, 1024), (7, 5000, 64)])
+def test_tile_boxes_cover_the_picture_once_in_near_equal_tiles(h: int, w: int, tile: int) -> None:
+    from glocal_codec.engine import tile_boxes
+
+    boxes = tile_boxes(h, w, tile)
+    seen = np.zeros((h, w), np.int32)
+    for y0, y1, x0, x1 in boxes:
+        assert 0 < y1 - y0 <= tile and 0 < x1 - x0 <= tile
+        seen[y0:y1, x0:x1] += 1
+    assert (seen == 1).all()
+    assert len(boxes) == -(-h // tile) * -(-w // tile)
+    # no sliver: tile sides differ by at most one pixel along each axis
+    assert max(b[1] - b[0] for b in boxes) - min(b[1] - b[0] for b in boxes) <= 1
+    assert max(b[3] - b[2] for b in boxes) - min(b[3] - b[2] for b in boxes) <= 1
+    with pytest.raises(ValueError, match="tiles"):
+        tile_boxes(h, w, 0)

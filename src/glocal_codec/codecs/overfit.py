@@ -26,8 +26,12 @@ residual blocks, ~4/3 latents per pixel): ``L*C + 3*C + 162*R + 4/3*(12*A + A*A 
 
 Bitstream
 ---------
-``params``: version byte + varints (:meth:`OverfitArch.to_bytes`, ranges checked on read, before
-anything is allocated). Streams: 0 = ARM weights, 1 = synthesis weights (both through
+``params``: version byte + varints (:mod:`.overfit_header`, ranges checked on read, before
+anything is allocated). Pictures of more than ``TILE**2`` pixels are fitted tile by tile (at most
+:data:`TILE` a side, near-equal sizes, :func:`glocal_codec.engine.tiling.tile_boxes`), each tile
+with its own networks and latents, so fitting memory is bounded by a tile (params version 2: the
+tile side and one architecture per tile; three streams per tile, in tile order; tiles meet at
+seams the fit does not see). Streams: 0 = ARM weights, 1 = synthesis weights (both through
 :func:`glocal_codec.entropy.params.encode_tensors`: per-output-channel steps, range coded,
 biases float16), 2 = the latents, range coded by :class:`glocal_codec.entropy.laplace.LaplaceCoder`
 in wavefront order: position ``(r, c)`` of every grid belongs to pass ``c + 3 r``, whose context
@@ -99,10 +103,11 @@ from torch import nn
 from ..bitstream.errors import CorruptStreamError, LimitError
 from ..bitstream.varint import decode_varint
 from ..engine.fit import cosine_lr, report
+from ..engine.tiling import tile_boxes
 from ..entropy.laplace import LaplaceCoder, LaplacePassDecoder, laplace_tables
 from ..entropy.params import decode_tensors, encode_tensors
 from .base import NO_WEIGHTS, Payload
-from .overfit_header import CONTEXT, PRESET_SHAPES, OverfitArch
+from .overfit_header import CONTEXT, PRESET_SHAPES, OverfitArch, pack_params, parse_params
 
 __all__ = ["OverfitArch", "OverfitCodec", "PRESETS", "Preset", "LAMBDAS"]
 
@@ -127,6 +132,10 @@ ANALYTIC_BELOW = 150
 BAND_ROWS = 64
 #: The largest image this codec decodes (pixels), checked before anything is allocated.
 MAX_PIXELS = 1 << 27
+#: Pictures of more than ``TILE**2`` pixels are fitted in tiles of at most ``TILE`` a side
+#: (:func:`glocal_codec.engine.tiling.tile_boxes`), one after the other: fitting holds about
+#: 0.8 kB per pixel (measured), so a 12-Mpixel photo fitted whole would need ~10 GB; a tile ~1 GB.
+TILE = 1024
 
 
 @dataclass(frozen=True)
@@ -633,6 +642,8 @@ class OverfitCodec:
         self._iterations = iterations if iterations is not None else (int(env) if env else None)
         self.seed = seed
         self.device = torch.device(device) if device is not None else torch.device("cpu")
+        #: largest tile side of pictures fitted in tiles (:data:`TILE`; tests make it small)
+        self.tile = TILE
 
     @property
     def iterations(self) -> int:
@@ -647,7 +658,9 @@ class OverfitCodec:
     def with_preset(self, name: str) -> "OverfitCodec":
         """This codec at another preset (same seed and device; the iteration budget follows the
         preset unless this instance's was set explicitly)."""
-        return OverfitCodec(preset=name, iterations=self._iterations, seed=self.seed, device=self.device)
+        other = OverfitCodec(preset=name, iterations=self._iterations, seed=self.seed, device=self.device)
+        other.tile = self.tile
+        return other
 
     def weights_digest(self, quality: int) -> bytes:
         return NO_WEIGHTS
@@ -677,6 +690,19 @@ class OverfitCodec:
             got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
             raise ValueError(f"{self.name}: expected a 1 x C x H x W tensor with C in (1, 3), got {got}")
         c, h, w = (int(v) for v in x.shape[1:])
+        tile = self.tile if h * w > self.tile * self.tile else 0
+        boxes = tile_boxes(h, w, tile) if tile else [(0, h, 0, w)]
+        archs, streams = [], []
+        for k, (y0, y1, x0, x1) in enumerate(boxes):
+            part = None if progress is None else _tile_progress(progress, k, len(boxes))
+            arch, coded = self._encode_whole(x[..., y0:y1, x0:x1], q, part)
+            archs.append(arch)
+            streams += coded
+        return Payload(shape=(c, h, w), quality=q, params=pack_params(archs, tile), streams=streams)
+
+    def _encode_whole(self, x: torch.Tensor, q: int, progress) -> tuple[OverfitArch, tuple[bytes, bytes, bytes]]:
+        """Fit and code one picture (or tile) as a whole: its architecture and three streams."""
+        h, w = (int(v) for v in x.shape[-2:])
         arch = self.arch_for(h, w, q)
         # small images: float64 (and one thread, below), so that the optimisation's rounding
         # noise is far below anything that could flip a quantised value on another CPU
@@ -687,8 +713,7 @@ class OverfitCodec:
             torch.manual_seed(self.seed)
             latents, synth, arm = self._fit(img, arch, LAMBDAS[q], progress)
         with _threads_for(h * w, torch.device("cpu")):
-            arch, streams = self._code(latents, synth, arm, arch, img, LAMBDAS[q])
-        return Payload(shape=(c, h, w), quality=q, params=arch.to_bytes(), streams=streams)
+            return self._code(latents, synth, arm, arch, img, LAMBDAS[q])
 
     def _fit(self, img: torch.Tensor, arch: OverfitArch, lam: float, progress) -> tuple[list[torch.Tensor], Synthesis, ARM]:
         p = PRESETS[self.preset]
@@ -805,8 +830,9 @@ class OverfitCodec:
         return replace(arch, arm_bits=arm_bits, synth_bits=synth_bits), (s_arm, s_syn, s_lat)
 
     # -- decoding ----------------------------------------------------------------------------
-    def _parse(self, payload: Payload) -> tuple[int, int, int, OverfitArch, list[np.ndarray], list[torch.Tensor]]:
-        """Checks (before anything sizeable is allocated) and the networks of a payload."""
+    def _parse(self, payload: Payload) -> tuple[int, int, int, list[tuple[tuple[int, int, int, int], OverfitArch]]]:
+        """Checks of a payload before anything sizeable is allocated: ``(c, h, w, tiles)``, each
+        tile its box and architecture (one tile covering the picture when it was fitted whole)."""
         if payload.quality not in LAMBDAS:
             raise CorruptStreamError(f"{self.name} has no quality level {payload.quality}")
         shape = tuple(payload.shape)
@@ -815,37 +841,74 @@ class OverfitCodec:
         c, h, w = (int(v) for v in shape)
         if h * w > MAX_PIXELS:
             raise LimitError(f"{self.name}: a {w}x{h} image is beyond the decoder's limit of {MAX_PIXELS:,} pixels")
-        arch = OverfitArch.from_bytes(payload.params)
-        if arch.n_grids > default_grids(h, w, 8):
-            raise LimitError(f"{self.name}: {arch.n_grids} latent grids for a {w}x{h} image")
-        if len(payload.streams) != 3:
-            raise CorruptStreamError(f"{self.name} expects 3 streams, got {len(payload.streams)}")
-        s_arm, s_syn, _ = payload.streams
-        for data, shapes, what in ((s_arm, arch.arm_shapes(), "ARM"), (s_syn, arch.synth_shapes(), "synthesis")):
-            n, _ = decode_varint(data, 0, f"{what} weight count")
-            want = sum(int(np.prod(s)) for s in shapes)
-            if n != want:  # before the weights are decoded
-                raise CorruptStreamError(f"{self.name}: the {what} stream holds {n} weights, the header implies {want}")
+        tile, archs = parse_params(payload.params)
+        boxes = tile_boxes(h, w, tile) if tile else [(0, h, 0, w)]
+        if len(boxes) != len(archs):
+            raise CorruptStreamError(f"{self.name}: the header describes {len(archs)} tiles, a {w}x{h} picture in "
+                                     f"tiles of {tile} has {len(boxes)}")
+        if len(payload.streams) != 3 * len(boxes):
+            raise CorruptStreamError(f"{self.name} expects {3 * len(boxes)} streams, got {len(payload.streams)}")
+        for k, ((y0, y1, x0, x1), arch) in enumerate(zip(boxes, archs)):
+            if arch.n_grids > default_grids(y1 - y0, x1 - x0, 8):
+                raise LimitError(f"{self.name}: {arch.n_grids} latent grids for a {x1 - x0}x{y1 - y0} image")
+            s_arm, s_syn, _ = payload.streams[3 * k: 3 * k + 3]
+            for data, shapes, what in ((s_arm, arch.arm_shapes(), "ARM"), (s_syn, arch.synth_shapes(), "synthesis")):
+                n, _ = decode_varint(data, 0, f"{what} weight count")
+                want = sum(int(np.prod(s)) for s in shapes)
+                if n != want:  # before the weights are decoded
+                    raise CorruptStreamError(f"{self.name}: the {what} stream holds {n} weights, the header implies "
+                                             f"{want}")
+        return c, h, w, list(zip(boxes, archs))
+
+    @staticmethod
+    def _networks(arch: OverfitArch, s_arm: bytes, s_syn: bytes) -> tuple[list[np.ndarray], list[torch.Tensor]]:
         w_arm = _arm_matrices(_fix_weights(decode_tensors(s_arm, arch.arm_shapes(), arch.arm_bits)))
         w_syn = _fix_weights(decode_tensors(s_syn, arch.synth_shapes(), arch.synth_bits))
-        return c, h, w, arch, w_arm, w_syn
+        return w_arm, w_syn
 
     @torch.inference_mode()
     def decode(self, payload: Payload) -> torch.Tensor:
-        c, h, w, arch, w_arm, w_syn = self._parse(payload)
-        latents = [torch.from_numpy(g.astype(np.float64)).reshape(1, 1, *g.shape)
-                   for g in _decode_latents(grid_sizes(h, w, arch.n_grids), payload.streams[2], w_arm)]
-        with _threads_for(h * w, torch.device("cpu")):
-            x = synth_fixed(pyramid(latents, fixed=True), w_syn, arch.n_res)
-        x = (x.clamp(0, _ONE) * (1 / _ONE)).float()
+        c, h, w, tiles = self._parse(payload)
+        out = torch.empty(1, 3, h, w) if len(tiles) > 1 else None
+        for k, ((y0, y1, x0, x1), arch) in enumerate(tiles):
+            s_arm, s_syn, s_lat = payload.streams[3 * k: 3 * k + 3]
+            w_arm, w_syn = self._networks(arch, s_arm, s_syn)
+            th, tw = y1 - y0, x1 - x0
+            latents = [torch.from_numpy(g.astype(np.float64)).reshape(1, 1, *g.shape)
+                       for g in _decode_latents(grid_sizes(th, tw, arch.n_grids), s_lat, w_arm)]
+            with _threads_for(th * tw, torch.device("cpu")):
+                x = synth_fixed(pyramid(latents, fixed=True), w_syn, arch.n_res)
+            x = (x.clamp(0, _ONE) * (1 / _ONE)).float()
+            if out is None:
+                out = x
+            else:
+                out[..., y0:y1, x0:x1] = x
         if c == 1:
-            x = x.mean(dim=1, keepdim=True)
-        return x.contiguous()
+            out = out.mean(dim=1, keepdim=True)
+        return out.contiguous()
 
     def decode_latents(self, payload: Payload) -> list[np.ndarray]:
-        """The integer latent grids of a payload (finest first), exactly as :meth:`decode` reads them."""
-        _, h, w, arch, w_arm, _ = self._parse(payload)
-        return _decode_latents(grid_sizes(h, w, arch.n_grids), payload.streams[2], w_arm)
+        """The integer latent grids of a payload (finest first; tile after tile), exactly as
+        :meth:`decode` reads them."""
+        _, _, _, tiles = self._parse(payload)
+        out = []
+        for k, ((y0, y1, x0, x1), arch) in enumerate(tiles):
+            s_arm, s_syn, s_lat = payload.streams[3 * k: 3 * k + 3]
+            w_arm, _ = self._networks(arch, s_arm, s_syn)
+            out += _decode_latents(grid_sizes(y1 - y0, x1 - x0, arch.n_grids), s_lat, w_arm)
+        return out
+
+
+def _tile_progress(progress: Callable[..., None], k: int, n: int) -> Callable[..., None]:
+    """A tile's fitting progress as a share of the whole picture's (``n`` tiles, this is ``k``)."""
+
+    def part(done: int, total: int | None, text: str | None = None) -> None:
+        if total is None:
+            report(progress, done, None, text)
+        else:
+            report(progress, k * total + done, n * total, text if n == 1 else f"tile {k + 1}/{n}: {text}")
+
+    return part
 
 
 def _decode_latents(sizes: list[tuple[int, int]], data: bytes, w_arm: list[np.ndarray]) -> list[np.ndarray]:

@@ -3,9 +3,12 @@ carries, which the decoder rebuilds from them (:class:`OverfitArch`).
 
 Light on purpose (no torch): ``glocal-codec info`` shows it through :func:`file_facts`.
 
-Layout (version 1): a version byte, then varints ``n_grids`` (1-8), ``synth_width`` (1-64),
-``arm_width`` (1-64), ``n_res`` (0-4), ``arm_bits`` and ``synth_bits`` (2-16, the weight bits the
-encoder chose per network), every range checked before anything is allocated.
+Layout, version 1 (a picture fitted whole): a version byte, then varints ``n_grids`` (1-8),
+``synth_width`` (1-64), ``arm_width`` (1-64), ``n_res`` (0-4), ``arm_bits`` and ``synth_bits``
+(2-16, the weight bits the encoder chose per network). Version 2 (a large picture fitted tile by
+tile, :func:`glocal_codec.engine.tiling.tile_boxes`): the version byte, varints ``tile`` (the
+largest tile side, 16-65536) and ``n_tiles`` (2-65536), then each tile's six fields as above,
+in the order of the tiles. Every range is checked before anything is allocated.
 """
 
 from __future__ import annotations
@@ -14,9 +17,14 @@ from dataclasses import dataclass
 
 from ..bitstream.fields import check_end, check_version, pack_fields, read_fields
 
-__all__ = ["CONTEXT", "OverfitArch", "PRESET_SHAPES", "file_facts", "VERSION"]
+__all__ = ["CONTEXT", "OverfitArch", "PRESET_SHAPES", "TILED_VERSION", "file_facts", "pack_params", "parse_params",
+           "VERSION"]
 
 VERSION = 1
+#: ``params`` version of a picture fitted in tiles.
+TILED_VERSION = 2
+_ARCH_FIELDS = [("n_grids", 1, 8), ("synth_width", 1, 64), ("arm_width", 1, 64), ("n_res", 0, 4),
+                ("arm_bits", 2, 16), ("synth_bits", 2, 16)]
 #: Causal context (row, column offsets) of the entropy model in the latent's own grid.
 CONTEXT = ((-2, -2), (-2, -1), (-2, 0), (-2, 1), (-2, 2), (-1, -2), (-1, -1), (-1, 0), (-1, 1), (-1, 2),
            (0, -2), (0, -1))
@@ -37,16 +45,16 @@ class OverfitArch:
     synth_bits: int
 
     def to_bytes(self) -> bytes:
-        return pack_fields(VERSION, [self.n_grids, self.synth_width, self.arm_width, self.n_res,
-                                      self.arm_bits, self.synth_bits])
+        return pack_fields(VERSION, self.fields())
 
     @classmethod
     def from_bytes(cls, data: bytes) -> "OverfitArch":
-        f, pos = read_fields(data, check_version(data, VERSION),
-                             [("n_grids", 1, 8), ("synth_width", 1, 64), ("arm_width", 1, 64), ("n_res", 0, 4),
-                              ("arm_bits", 2, 16), ("synth_bits", 2, 16)])
+        f, pos = read_fields(data, check_version(data, VERSION), _ARCH_FIELDS)
         check_end(data, pos)
         return cls(**f)
+
+    def fields(self) -> list[int]:
+        return [self.n_grids, self.synth_width, self.arm_width, self.n_res, self.arm_bits, self.synth_bits]
 
     def arm_shapes(self) -> list[tuple[int, ...]]:
         a = self.arm_width
@@ -64,12 +72,42 @@ class OverfitArch:
         return self.n_grids * c + 3 * c + 162 * self.n_res + 4 / 3 * (len(CONTEXT) * a + a * a + 2 * a)
 
 
+def pack_params(archs: list[OverfitArch], tile: int = 0) -> bytes:
+    """``params`` of a picture fitted whole (``tile == 0``: one architecture, version 1) or in tiles."""
+    if not tile:
+        (arch,) = archs
+        return arch.to_bytes()
+    return pack_fields(TILED_VERSION, [tile, len(archs)] + [v for a in archs for v in a.fields()])
+
+
+def parse_params(data: bytes) -> tuple[int, list[OverfitArch]]:
+    """``(tile, architectures)``: ``tile`` 0 and one architecture for a picture fitted whole,
+    else the largest tile side and one architecture per tile."""
+    if data[:1] != bytes([TILED_VERSION]):
+        return 0, [OverfitArch.from_bytes(data)]
+    head, pos = read_fields(data, 1, [("tile", 16, 1 << 16), ("n_tiles", 2, 1 << 16)])
+    archs = []
+    for _ in range(head["n_tiles"]):
+        f, pos = read_fields(data, pos, _ARCH_FIELDS)
+        archs.append(OverfitArch(**f))
+    check_end(data, pos)
+    return head["tile"], archs
+
+
+def _span(values) -> str:
+    v = sorted(set(values))
+    return str(v[0]) if len(v) == 1 else f"{v[0]}-{v[-1]}"
+
+
 def file_facts(params: bytes) -> dict[str, str]:
     """What ``glocal-codec info`` shows about an overfit file: its decoder and the preset it matches."""
-    a = OverfitArch.from_bytes(params)
+    tile, archs = parse_params(params)
+    a = archs[0]
     shape = (a.synth_width, a.arm_width, a.n_res)
     preset = next((n for n, v in PRESET_SHAPES.items() if v == shape), "custom")
     return {"decoder": (f"{a.n_grids} latent grids, synthesis {a.synth_width} wide + {a.n_res} residual "
                         f"block(s), entropy model {a.arm_width} wide; {a.macs_per_pixel():.0f} MACs/pixel"),
-            "network bits": f"entropy model {a.arm_bits}, synthesis {a.synth_bits}",
-            "preset": preset}
+            "network bits": f"entropy model {_span(t.arm_bits for t in archs)}, synthesis "
+                            f"{_span(t.synth_bits for t in archs)}",
+            "preset": preset,
+            **({"tiles": f"{len(archs)}, fitted one by one, each at most {tile} pixels a side"} if tile else {})}

@@ -14,7 +14,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-__all__ = ["pad_to_multiple", "crop", "tiled_apply"]
+__all__ = ["pad_to_multiple", "crop", "tiled_apply", "tile_boxes"]
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
@@ -75,3 +75,17 @@ def tiled_apply(
             del piece
     assert out is not None
     return out
+
+
+def tile_boxes(h: int, w: int, tile: int) -> list[tuple[int, int, int, int]]:
+    """``(y0, y1, x0, x1)`` of the tiles of an ``h x w`` picture, row by row: ``ceil(h / tile)``
+    rows and ``ceil(w / tile)`` columns of near-equal sizes (never a sliver at the edge), each at
+    most ``tile`` a side. A pure function of its arguments: decoders recompute the layout from
+    the header instead of reading it.
+    """
+    if tile < 1 or h < 1 or w < 1:
+        raise ValueError(f"no tiles of side {tile} for a {w}x{h} picture")
+    ny, nx = -(-h // tile), -(-w // tile)
+    ys = [i * h // ny for i in range(ny + 1)]
+    xs = [j * w // nx for j in range(nx + 1)]
+    return [(ys[i], ys[i + 1], xs[j], xs[j + 1]) for i in range(ny) for j in range(nx)]
