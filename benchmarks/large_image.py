@@ -1,6 +1,10 @@
 """Peak memory and time to encode/decode a 4000x3000 image on the CPU (issue: images as people have them).
 
     .venv/bin/python benchmarks/large_image.py [--codec msh] [--quality 4]
+    .venv/bin/python benchmarks/large_image.py --codec overfit --quality 3 --iterations 20
+
+``--iterations`` sets the fitting budget of ``overfit`` (memory, not quality: it fits the picture
+in 1024-pixel tiles one after the other, so its peak does not grow with the picture).
 
 The image is a 4000x3000 upscale of kodim23 (Lanczos) so the content is photographic. Peak
 resident memory is read from the kernel (ru_maxrss) in a fresh process per step, and written to
@@ -46,6 +50,7 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--codec", default="msh")
     p.add_argument("--quality", type=int, default=4)
+    p.add_argument("--iterations", type=int, default=None, help="overfit's fitting budget")
     p.add_argument("--child", action="store_true")
     p.add_argument("--src", default=str(Path(os.environ.get("GLOCAL_CODEC_DATA", HERE.parent.parent / "shared/data"))
                                         / "kodak/kodim23.png"))
@@ -53,10 +58,15 @@ def main() -> None:
     if a.child:
         _child(a.codec, a.quality, a.src, "/tmp/glocal_large.glc")
         return
+    env = dict(os.environ)
+    if a.iterations:
+        env["GLOCAL_CODEC_OVERFIT_ITERATIONS"] = str(a.iterations)
     res = subprocess.run([sys.executable, __file__, "--child", "--codec", a.codec, "--quality", str(a.quality),
-                          "--src", a.src], capture_output=True, text=True, check=True)
+                          "--src", a.src], capture_output=True, text=True, check=True, env=env)
     row = json.loads(res.stdout.strip().splitlines()[-1])
     row["machine"] = f"{os.cpu_count()} cores, {platform.machine()}"
+    if a.iterations:
+        row["iterations"] = a.iterations
     print(row)
     out = HERE / "results" / "large_image.json"
     out.parent.mkdir(exist_ok=True)

@@ -65,6 +65,13 @@ def _check(bound: float, what: str) -> None:
                             f"{_ACC_LIMIT:.3g} of the fixed-point decoder")
 
 
+def _scaled(t: torch.Tensor | None) -> torch.Tensor | None:
+    """Weights or bias times ``2**FRAC`` (exact): a layer's output then comes out in grid units,
+    so one ``round`` -- fused into the copy that places it, where there is one -- puts it on the
+    grid, instead of scale, round and scale back over the whole activation."""
+    return None if t is None else t * 2.0**FRAC
+
+
 def _width_unfold(xp: torch.Tensor, kw: int, wo: int) -> torch.Tensor:
     """(N, Cin, Hp, Wp) -> (N, kw*Cin, Hp*wo): row block ``j`` holds ``xp[..., j:j+wo]``, so
     rows ``i..i+ho`` of every block are one strided matrix (the rows of a kernel row ``i``)."""
@@ -100,10 +107,12 @@ def _rows_weight(g: torch.Tensor) -> torch.Tensor:
 
 def _gemm_conv(layer: nn.Conv2d, w: torch.Tensor, b: torch.Tensor | None):
     """A stride-1, ungrouped, zero-padded ``Conv2d`` as kernel-row GEMMs (:func:`_row_gemms`),
-    or None for other geometries (they keep ``F.conv2d``)."""
+    or None for other geometries (they keep ``F.conv2d``). Like every ``_..._as_...`` op here it
+    returns the output rounded to the grid *in grid units* (:func:`_scaled`)."""
     if (tuple(layer.stride) != (1, 1) or tuple(layer.dilation) != (1, 1) or layer.groups != 1
             or layer.padding_mode != "zeros" or isinstance(layer.padding, str)):
         return None
+    w, b = _scaled(w), _scaled(b)
     wi = _rows_weight(w)
     kh, kw = w.shape[-2:]
     ph, pw = layer.padding
@@ -117,7 +126,7 @@ def _gemm_conv(layer: nn.Conv2d, w: torch.Tensor, b: torch.Tensor | None):
             xw = _width_unfold(xp, kw, wo)
         out = x.new_empty(x.shape[0], w.shape[0], ho * wo)
         _row_gemms(xw, 0, wi.to(x.device), 0, ho, wo, None if b is None else b.to(x.device), out)
-        return out.view(x.shape[0], w.shape[0], ho, wo)
+        return out.round_().view(x.shape[0], w.shape[0], ho, wo)
 
     return run
 
@@ -183,6 +192,7 @@ def _transposed_as_conv(layer: nn.ConvTranspose2d, w: torch.Tensor, b: torch.Ten
     unfold = sum(len(th) * len(tw) for th in ph.taps for tw in pw.taps)
     if w.shape[0] * unfold > w.shape[1] * ph.k * pw.k * sh * sw:
         return None
+    w, b = _scaled(w), _scaled(b)
     gs = {r: (g.shape[-2], g.shape[-1], _rows_weight(g)) for r, g in _phase_weights(w, ph, pw).items()}
     cin, cout = w.shape[:2]
 
@@ -199,11 +209,11 @@ def _transposed_as_conv(layer: nn.ConvTranspose2d, w: torch.Tensor, b: torch.Ten
         for (rh, rw), (lh, lw, wi) in gs.items():
             dst = out[:, :, :, rh, :, rw]
             if lh == 0 or lw == 0:  # a phase no tap reaches: the bias alone
-                dst.copy_((bd if bd is not None else x.new_zeros(cout))[:, None, None].expand_as(dst))
+                dst.copy_((bd if bd is not None else x.new_zeros(cout))[:, None, None].expand_as(dst).round())
                 continue
             top, left = ph.top[rh] - lh + 1 - ph.amin, pw.top[rw] - lw + 1 - pw.amin
             _row_gemms(xw, left * cin, wi.to(x.device), top, mh, mw, bd, tmp)
-            dst.copy_(tmp.view(x.shape[0], cout, mh, mw))
+            torch.round(tmp.view(x.shape[0], cout, mh, mw), out=dst)  # onto the grid while interleaving
         return out.view(x.shape[0], cout, mh * sh, mw * sw)[..., :oh, :ow]
 
     return run
@@ -219,6 +229,7 @@ def _transposed_as_scatter(layer: nn.ConvTranspose2d, w: torch.Tensor, b: torch.
     cin, cout, kh, kw = w.shape
     sh, sw = layer.stride
     (ph, pw), (oph, opw) = layer.padding, layer.output_padding
+    w, b = _scaled(w), _scaled(b)
     wt = w.permute(1, 2, 3, 0).reshape(cout * kh * kw, cin).contiguous()
 
     def run(x: torch.Tensor) -> torch.Tensor:
@@ -234,8 +245,8 @@ def _transposed_as_scatter(layer: nn.ConvTranspose2d, w: torch.Tensor, b: torch.
                     full[i, :, a:a + sh * (h - 1) + 1:sh, c:c + sw * (wd - 1) + 1:sw] += cols[:, a, c]
         out = full[..., ph:ph + oh, pw:pw + ow]
         if b is not None:
-            out = out + b.to(x.device)[:, None, None]
-        return out
+            return torch.add(out, b.to(x.device)[:, None, None]).round_()
+        return out.round()
 
     return run
 
@@ -258,7 +269,7 @@ def _conv_op(layer: nn.Conv2d | nn.ConvTranspose2d) -> Callable[[torch.Tensor], 
         _check(_absmax(x) * l1_max + b_max, type(layer).__name__)
         bd = None if b is None else b.to(x.device)
         if as_conv is not None:
-            y = as_conv(x)
+            return as_conv(x).mul_(2.0**-FRAC)  # grid units -> values
         elif transposed:
             y = F.conv_transpose2d(x, w.to(x.device), bd, **kw)
         else:
@@ -284,22 +295,30 @@ def _gdn_op(layer: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
     b_max = float(beta.abs().max())
     inverse = bool(layer.inverse)
 
+    # The sum is computed scaled by S = 4**FRAC (inverse) or 4**-FRAC (forward): sqrt(S * sum) is
+    # then 2**FRAC sqrt(sum) or 2**-FRAC sqrt(sum) exactly (a correctly rounded sqrt commutes with
+    # even powers of two), so ``x * s`` or ``x / s`` comes out in grid units and one ``round``
+    # puts it on the grid: the same bits as scaling, rounding and scaling back, in fewer passes.
+    scale = 2.0 ** (2 * FRAC) if inverse else 2.0 ** (-2 * FRAC)
+    g_units = (gamma.reshape(c, c) * (scale * 2.0**-FRAC))  # applied to x^2 in grid units
+    b_units = (beta * scale)[:, None]
+
     def run(x: torch.Tensor) -> torch.Tensor:
         m = _absmax(x)
         _check(m * m, "GDN square")  # x^2 is then exact: a multiple of 2**-(2 FRAC) below 2**21
-        x2 = _to_grid_(x * x)
+        x2 = torch.mul(x, x).mul_(2.0**FRAC).round_()  # x^2 on the grid, in grid units
         _check(m * m * g_l1 + b_max, "GDN")
         # the 1x1 convolution as one GEMM per image (F.conv2d's float64 path unfolds even 1x1)
         n, _, h, w = x2.shape
         x2 = x2.reshape(n, c, h * w)
-        norm = x.new_empty(n, c, h * w)
-        g2, bt = gamma.reshape(c, c).to(x.device), beta.to(x.device)[:, None]
+        s = x.new_empty(n, c, h * w)
+        g2, bt = g_units.to(x.device), b_units.to(x.device)
         for i in range(n):
-            torch.addmm(bt, g2, x2[i], out=norm[i])
-        norm = norm.view(n, c, h, w)
+            torch.addmm(bt, g2, x2[i], out=s[i])
         del x2
-        s = norm.sqrt_()
-        return _to_grid_(s.mul_(x) if inverse else torch.div(x, s, out=s))
+        s = s.view(n, c, h, w).sqrt_()
+        y = s.mul_(x) if inverse else torch.div(x, s, out=s)
+        return y.round_().mul_(2.0**-FRAC)
 
     return run
 
