@@ -76,6 +76,7 @@ def main() -> int:
         np.savez_compressed(stem.with_suffix(".npz"), pixels=pixels)
         wrote.append(f"{stem.name}.glc ({len(data)} bytes)")
     wrote += _strip_files()
+    wrote += _tiled_files()
     print("\n".join(wrote) or "nothing to add")
     return 0
 
@@ -105,6 +106,23 @@ def _strip_files() -> list[str]:
         np.savez_compressed(stem.with_suffix(".npz"), pixels=to_uint8(gc.decode_tensor(data)))
         wrote.append(f"{stem.name}.glc ({len(data)} bytes)")
     return wrote
+
+
+def _tiled_files() -> list[str]:
+    """``overfit-tiled-00000000.glc``: a picture fitted in 16-pixel tiles (3 x 3 of them), so the
+    tiled layout (``overfit`` params version 2) stays frozen too."""
+    import glocal_codec as gc
+    from glocal_codec.codecs.overfit import OverfitCodec
+
+    stem = HERE / "overfit-tiled-00000000"
+    if stem.with_suffix(".glc").exists():
+        return []
+    codec = OverfitCodec(iterations=50)
+    codec.tile = 16
+    data = gc.encode(synthetic_image(), codec=codec, quality=codec.default_quality)
+    stem.with_suffix(".glc").write_bytes(data)
+    np.savez_compressed(stem.with_suffix(".npz"), pixels=to_uint8(gc.decode_tensor(data)))
+    return [f"{stem.name}.glc ({len(data)} bytes)"]
 
 
 if __name__ == "__main__":

@@ -842,10 +842,11 @@ class OverfitCodec:
         if h * w > MAX_PIXELS:
             raise LimitError(f"{self.name}: a {w}x{h} image is beyond the decoder's limit of {MAX_PIXELS:,} pixels")
         tile, archs = parse_params(payload.params)
-        boxes = tile_boxes(h, w, tile) if tile else [(0, h, 0, w)]
-        if len(boxes) != len(archs):
+        n_tiles = -(-h // tile) * -(-w // tile) if tile else 1  # counted before any list is built
+        if n_tiles != len(archs):
             raise CorruptStreamError(f"{self.name}: the header describes {len(archs)} tiles, a {w}x{h} picture in "
-                                     f"tiles of {tile} has {len(boxes)}")
+                                     f"tiles of {tile} has {n_tiles}")
+        boxes = tile_boxes(h, w, tile) if tile else [(0, h, 0, w)]
         if len(payload.streams) != 3 * len(boxes):
             raise CorruptStreamError(f"{self.name} expects {3 * len(boxes)} streams, got {len(payload.streams)}")
         for k, ((y0, y1, x0, x1), arch) in enumerate(zip(boxes, archs)):
