@@ -9,6 +9,7 @@ import sys
 import threading
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -78,3 +79,15 @@ def test_file_sha256_and_psnr(tmp_path: Path) -> None:
     assert psnr(a, b) == pytest.approx(10 * torch.log10(torch.tensor(48.0)).item())
     with pytest.raises(ValueError):
         psnr(a, torch.zeros(1, 3, 4, 5))
+
+
+def test_exact_functions_give_the_same_bits_on_any_number_of_threads() -> None:
+    """exp_exact / erfc_exact split their chunks over threads: same operations per element."""
+    from glocal_codec.util import erfc_exact, exp_exact
+
+    x = np.random.default_rng(3).normal(size=(5, 40_001)) * 6  # not a multiple of the chunk
+    for fn in (exp_exact, erfc_exact):
+        ref = fn(x)
+        for t in (2, 3, 7):
+            assert np.array_equal(fn(x, threads=t), ref)
+    assert exp_exact(np.float64(0.0), threads=2) == 1.0  # 0-d in, scalar out

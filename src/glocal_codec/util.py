@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Callable, Union
 import numpy as np
 
 if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
+
     import torch
 
 __all__ = ["atomic_write", "file_sha256", "psnr", "exp_exact", "erf_exact", "erfc_exact"]
@@ -162,16 +164,41 @@ _EXP_COEFFS = [1.0 / math.factorial(n) for n in range(13, -1, -1)]  # |r| <= 0.3
 _CHUNK = 1 << 14
 
 
-def _chunked(fn: Callable[[np.ndarray, np.ndarray], None], x: np.ndarray) -> np.ndarray:
-    """``fn(x_chunk, out_chunk)`` over the flattened float64 array ``x``; 0-d in, scalar out."""
+def _chunked(fn: Callable[[np.ndarray, np.ndarray], None], x: np.ndarray, threads: int = 1) -> np.ndarray:
+    """``fn(x_chunk, out_chunk)`` over the flattened float64 array ``x``; 0-d in, scalar out.
+
+    ``threads > 1`` runs contiguous runs of chunks on that many threads (numpy releases the GIL
+    inside its ufuncs); every element still goes through the same operations, so the bits do
+    not depend on ``threads``."""
     x = np.asarray(x, dtype=np.float64)  # (np.ascontiguousarray would make a 0-d array 1-d)
     if not x.flags.c_contiguous:
         x = x.copy()
     out = np.empty_like(x)
     xf, of = x.reshape(-1), out.reshape(-1)
-    for i in range(0, xf.size, _CHUNK):
-        fn(xf[i: i + _CHUNK], of[i: i + _CHUNK])
+
+    def run(a: int, b: int) -> None:
+        for i in range(a, b, _CHUNK):
+            fn(xf[i: min(b, i + _CHUNK)], of[i: min(b, i + _CHUNK)])
+
+    n_chunks = -(-xf.size // _CHUNK)
+    if threads > 1 and n_chunks >= 2 * threads:
+        span = -(-n_chunks // threads) * _CHUNK
+        list(_pool(threads).map(lambda a: run(a, min(xf.size, a + span)), range(0, xf.size, span)))
+    else:
+        run(0, xf.size)
     return out if out.ndim else out[()]
+
+
+_POOLS: dict[int, "ThreadPoolExecutor"] = {}
+
+
+def _pool(threads: int) -> "ThreadPoolExecutor":
+    """One lazily created thread pool per size (decoders call the exact functions many times)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    if threads not in _POOLS:
+        _POOLS[threads] = ThreadPoolExecutor(threads, thread_name_prefix="glocal-exact")
+    return _POOLS[threads]
 
 
 def _exp_chunk(x: np.ndarray, out: np.ndarray) -> None:
@@ -185,10 +212,10 @@ def _exp_chunk(x: np.ndarray, out: np.ndarray) -> None:
     np.ldexp(poly, k.astype(np.int64), out=out)
 
 
-def exp_exact(x: np.ndarray) -> np.ndarray:
+def exp_exact(x: np.ndarray, threads: int = 1) -> np.ndarray:
     """exp of a float64 array (x <= 700; below -700 it is taken as -700, ~1e-304), bit-identical
-    on every IEEE-754 machine."""
-    return _chunked(_exp_chunk, np.maximum(np.asarray(x, dtype=np.float64), -700.0))
+    on every IEEE-754 machine, whatever ``threads``."""
+    return _chunked(_exp_chunk, np.maximum(np.asarray(x, dtype=np.float64), -700.0), threads)
 
 
 # erfc(x) for x >= 0 from the Chebyshev-fitted form of Press et al., "Numerical Recipes" (2nd ed.,
@@ -217,11 +244,11 @@ def _erfc_chunk(x: np.ndarray, out: np.ndarray) -> None:
     out[neg] = 2.0 - out[neg]
 
 
-def erfc_exact(x: np.ndarray) -> np.ndarray:
+def erfc_exact(x: np.ndarray, threads: int = 1) -> np.ndarray:
     """Complementary error function of a float64 array, bit-identical on every IEEE-754 machine
     (``np.exp`` / ``math.erfc`` / ``torch.erf`` are not: SIMD kernels differ in the last bit).
     Relative error below 1.2e-7 for x >= 0, absolute error below 2.4e-7 for x < 0."""
-    return _chunked(_erfc_chunk, np.asarray(x, dtype=np.float64))
+    return _chunked(_erfc_chunk, np.asarray(x, dtype=np.float64), threads)
 
 
 def erf_exact(x: np.ndarray) -> np.ndarray:

@@ -123,9 +123,10 @@ def _grid_(t: torch.Tensor, frac: int = FRAC) -> torch.Tensor:
     return t.mul_(2.0**frac).round_().mul_(2.0**-frac)
 
 
-def _numpy_op(fn: Callable[[np.ndarray], np.ndarray], t: torch.Tensor) -> torch.Tensor:
-    """Apply a numpy function (exp_exact, erfc_exact) to a float64 tensor on any device."""
-    out = torch.from_numpy(np.ascontiguousarray(fn(t.detach().cpu().numpy())))
+def _numpy_op(fn: Callable[..., np.ndarray], t: torch.Tensor) -> torch.Tensor:
+    """Apply a numpy function (exp_exact, erfc_exact) to a float64 tensor on any device, on
+    torch's thread count (the bits do not depend on it)."""
+    out = torch.from_numpy(np.ascontiguousarray(fn(t.detach().cpu().numpy(), threads=torch.get_num_threads())))
     return out.to(t.device)
 
 
