@@ -178,25 +178,35 @@ def normalize_exact(x: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
     return x / torch.sqrt(sum_squares_exact(x)).clamp_min(eps)
 
 
-def softmax_exact(logits: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+def softmax_exact(logits: torch.Tensor, mask: torch.Tensor | None = None, units: bool = False) -> torch.Tensor:
     """Softmax over the last dim, on the ``2**-PROB_FRAC`` grid; ``mask`` (True = excluded)
-    entries are exactly 0.
+    entries are exactly 0. ``units``: returned in grid units (integers, ``2**PROB_FRAC`` times
+    the probabilities) for a caller that folds the scale into its next step.
 
     Row max subtracted (exact), :func:`~glocal_codec.util.exp_exact`, exps rounded to the grid
     and summed exactly (each in [0, 1]), one division, rounded. A fully masked row (padding
-    only) gives zeros.
+    only) gives zeros. The exps stay in grid units throughout: ``eu / su`` is the very quotient
+    ``e / s`` (both scaled by the same power of two), so the bits are those of the plain formula
+    in fewer passes over the attention matrix.
     """
     if mask is not None:
         logits = logits.masked_fill(mask, -math.inf)
     m = logits.amax(-1, keepdim=True)
     m = torch.where(torch.isfinite(m), m, torch.zeros_like(m))
-    e = _grid_(_numpy_op(exp_exact, logits - m), PROB_FRAC)  # masked: exp(-inf) -> 0
+    eu = _numpy_op(exp_exact, logits - m).mul_(2.0**PROB_FRAC).round_()  # masked: exp(-inf) -> 0
     if mask is not None:
-        e = e.masked_fill(mask, 0.0)
+        eu.masked_fill_(mask, 0.0)
     check_exact(float(logits.shape[-1]), PROB_FRAC, "softmax denominator")
-    s = e.sum(-1, keepdim=True)
-    s = torch.where(s > 0, s, torch.ones_like(s))
-    return _grid_(e.div_(s), PROB_FRAC)
+    su = eu.sum(-1, keepdim=True)
+    su = torch.where(su > 0, su, torch.ones_like(su)).mul_(2.0**-PROB_FRAC)  # s = su 2**-PROB_FRAC
+    p = eu.div_(su).round_()  # (e / s) 2**PROB_FRAC, rounded: probabilities in grid units
+    return p if units else p.mul_(2.0**-PROB_FRAC)
+
+
+def _from_prob_units_(y: torch.Tensor) -> torch.Tensor:
+    """``p @ v`` computed with ``p`` in grid units (``2**PROB_FRAC p``), onto the ``2**-FRAC``
+    grid in place: the bits of ``to_grid(p @ v)`` (the scale is an exact power of two)."""
+    return y.mul_(2.0 ** (FRAC - PROB_FRAC)).round_().mul_(2.0**-FRAC)
 
 
 def gelu_exact(x: torch.Tensor) -> torch.Tensor:
@@ -365,8 +375,9 @@ class ExactWindowAttention:
                                a_l1=qn_l1)
             logits = cos.mul_(scale).add_(bias)
             mk = None if mask is None else mask[torch.arange(b0, b1, device=x.device) % mask.shape[0]][:, None]
-            p = softmax_exact(logits, mk)
-            outs.append(_grid_(matmul_exact(p, v[b0:b1], PROB_FRAC, FRAC, "attention @ v", a_l1=p_l1)))
+            pu = softmax_exact(logits, mk, units=True)
+            outs.append(_from_prob_units_(matmul_exact(pu, v[b0:b1], 0, FRAC, "attention @ v",
+                                                       a_l1=p_l1 * 2.0**PROB_FRAC)))
         out = torch.cat(outs, dim=0).transpose(1, 2).reshape(b, t, c)
         out = window_reverse(self.proj(out, rounded=False), ws, n, hp, wp)
         if sh or sw:
@@ -424,8 +435,9 @@ class ExactGlobalTokenAttention:
         step = max(1, _CHUNK // (n * self.heads * t))
         for i in range(0, h * w, step):
             logits = matmul_exact(q[:, :, i: i + step], kt, FRAC, FRAC, "global attention q.k").mul_(self.scale)
-            p = softmax_exact(logits)
-            outs.append(_grid_(matmul_exact(p, v, PROB_FRAC, FRAC, "global attention @ v", a_l1=p_l1)))
+            pu = softmax_exact(logits, units=True)
+            outs.append(_from_prob_units_(matmul_exact(pu, v, 0, FRAC, "global attention @ v",
+                                                       a_l1=p_l1 * 2.0**PROB_FRAC)))
         out = torch.cat(outs, dim=2).transpose(1, 2).reshape(n, h, w, self.inner)
         return self.proj(out, rounded=False)
 
