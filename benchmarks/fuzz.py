@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/fuzz.py --files 100000 --workers 2            # every codec
     .venv/bin/python benchmarks/fuzz.py --codec msh --codec x264 --files 2000 --seed 7
+    .venv/bin/python benchmarks/fuzz.py --codec overfit-tiled --files 20000 --workers 1   # a layout (LAYOUTS)
 
 For each codec one valid base file is made from a synthetic input (the same ones as the
 compatibility corpus, ``tests/compat/make_corpus.py``); then ``--files`` variants, drawn from a
@@ -170,6 +171,11 @@ def _decode_outcome(codec: str, kind: str, data: bytes) -> tuple[str, str, str]:
 
 
 # -- driver -----------------------------------------------------------------------------------
+#: Layouts a codec writes only for large inputs, fuzzed from their frozen corpus file (a label
+#: here, not a codec name: the container says which codec decodes it).
+LAYOUTS = {"overfit-tiled": HERE.parent / "tests" / "compat" / "overfit-tiled-00000000.glc"}
+
+
 def base_files(names: list[str]) -> dict[str, bytes]:
     sys.path.insert(0, str(HERE.parent / "tests" / "compat"))
     from make_corpus import INR_EPOCHS, synthetic_clip, synthetic_image  # the corpus inputs
@@ -180,6 +186,9 @@ def base_files(names: list[str]) -> dict[str, bytes]:
 
     out = {}
     for name in names:
+        if name in LAYOUTS:
+            out[name] = LAYOUTS[name].read_bytes()
+            continue
         codec = open_codec(name)
         if codec.media == "image":
             out[name] = gc.encode(synthetic_image(), codec=name)
@@ -203,7 +212,7 @@ def main() -> int:
 
     from glocal_codec.codecs import list_codecs
 
-    names = a.codec or [c.name for c in list_codecs()]
+    names = a.codec or [c.name for c in list_codecs()] + list(LAYOUTS)
     state = json.loads(a.out.read_text()) if a.out.exists() else {}
     if state.get("seed") != a.seed:
         state = {"seed": a.seed, "codecs": {}}
