@@ -1,16 +1,19 @@
 """``overfit``: rate-distortion against encode time -- BD-rate against ``msh`` per fitting budget.
 
     .venv/bin/python benchmarks/overfit_iterations.py [--images 6] [--iterations 250,500,1000]
-        [--qualities 2,3,4] [--crop 384x256] [--threads 2]
+        [--qualities 2,3,4] [--crop 384x256 | --crop full] [--threads 2] [--seed-from results.json]
 
-Every image is cut to its centre ``--crop`` (a quarter of a Kodak image by default: the full
-curve on whole images takes hours on this 2-core machine); ``overfit`` fits it at every budget and
+Every image is cut to its centre ``--crop`` (a quarter of a Kodak image by default; ``full`` keeps
+the whole image: about 1.5 hours per budget on this 2-core machine); ``overfit`` fits it at every budget and
 quality, ``msh`` codes it at all its levels, and the BD-rate (PSNR, pchip) of each budget against
 ``msh`` is averaged over the images. Rates are real file sizes; encode seconds are recorded but
 are only comparable on an otherwise idle machine (``benchmarks/overfit_speed.py`` times them). Crops are *pessimistic* for
 ``overfit``: its networks (about 1 kB) are spread over a quarter of the pixels. Resumable: every
 encoded point is saved to benchmarks/results/overfit_iterations.json as it finishes; the plot
-goes beside it (overfit_iterations.png).
+goes beside it (overfit_iterations.png); whole images go to overfit_iterations_full.json / .png.
+``--seed-from`` takes the points an eval already measured on the same whole images (its
+``overfit`` records are the ``fast`` preset, i.e. 500 iterations; its ``msh`` records the anchor)
+instead of fitting them again.
 """
 
 from __future__ import annotations
@@ -31,10 +34,17 @@ from glocal_codec.imageio import load_image
 
 HERE = Path(__file__).resolve().parent
 DATA = Path(os.environ.get("GLOCAL_CODEC_DATA", HERE.parents[1] / "shared" / "data"))
-OUT = HERE / "results" / "overfit_iterations.json"
+FAST_ITERATIONS = 500  # OverfitCodec's "fast" preset: what an eval's plain ``overfit`` runs
+
+
+def _out(crop: str) -> Path:
+    name = "overfit_iterations_full" if crop == "full" else "overfit_iterations"
+    return HERE / "results" / f"{name}.json"
 
 
 def _crop(x: torch.Tensor, size: str) -> torch.Tensor:
+    if size == "full":
+        return x
     w, h = (int(v) for v in size.split("x"))
     top, left = (x.shape[-2] - h) // 2, (x.shape[-1] - w) // 2
     return x[..., top: top + h, left: left + w].contiguous()
@@ -48,6 +58,20 @@ def _point(x: torch.Tensor, codec, quality: int) -> dict:
     return {"bpp": 8 * len(data) / (x.shape[-1] * x.shape[-2]), "psnr": psnr(x, y), "encode_s": round(secs, 2)}
 
 
+def _seed(points: dict, results: Path) -> int:
+    """Copy an eval's ``msh`` and plain ``overfit`` (= ``fast``) records of whole images into
+    ``points``; returns how many were new."""
+    labels = {"msh": "msh", "overfit": f"overfit@{FAST_ITERATIONS}"}
+    n = 0
+    for r in json.loads(results.read_text())["records"]:
+        key = f"{r['image']}|{labels.get(r['codec'], '')}|{r['quality']}"
+        if r["codec"] in labels and key not in points:
+            points[key] = {"bpp": r["bpp"], "psnr": r["psnr"], "encode_s": round(r["encode_s"], 2),
+                           "from": str(results.name)}
+            n += 1
+    return n
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--images", type=int, default=6)
@@ -55,15 +79,21 @@ def main() -> None:
     ap.add_argument("--qualities", default="2,3,4")
     ap.add_argument("--crop", default="384x256")
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
+    ap.add_argument("--seed-from", type=Path, help="an eval's results.json on the same whole images")
     a = ap.parse_args()
+    if a.seed_from and a.crop != "full":
+        raise SystemExit("--seed-from holds whole-image points: use it with --crop full")
     torch.set_num_threads(a.threads)
     budgets = [int(v) for v in a.iterations.split(",")]
     qualities = [int(v) for v in a.qualities.split(",")]
-    state = json.loads(OUT.read_text()) if OUT.is_file() else {}
+    out = _out(a.crop)
+    state = json.loads(out.read_text()) if out.is_file() else {}
     if state.get("crop") not in (None, a.crop):
-        raise SystemExit(f"{OUT} holds {state['crop']} crops; move it away to measure {a.crop}")
+        raise SystemExit(f"{out} holds {state['crop']} crops; move it away to measure {a.crop}")
     state.update(crop=a.crop, threads=a.threads, preset="fast")
     points = state.setdefault("points", {})
+    if a.seed_from:
+        print(f"{_seed(points, a.seed_from)} points taken from {a.seed_from}")
     names = [f"kodim{i:02d}.png" for i in range(1, a.images + 1)]
     for name in names:
         x = _crop(load_image(DATA / "kodak" / name)[0], a.crop)
@@ -74,7 +104,7 @@ def main() -> None:
                 if key not in points:
                     points[key] = _point(x, codec, q)
                     print(key, points[key], flush=True)
-                    OUT.write_text(json.dumps(state, indent=1) + "\n")
+                    out.write_text(json.dumps(state, indent=1) + "\n")
     summary = {}
     for n in budgets:
         bds, secs = [], []
@@ -90,7 +120,7 @@ def main() -> None:
         summary[str(n)] = {"bd_rate_vs_msh_pct": round(sum(bds) / len(bds), 1) if bds else None,
                            "images_with_overlap": len(bds), "mean_encode_s": round(sum(secs) / len(secs), 1)}
     state["summary"] = summary
-    OUT.write_text(json.dumps(state, indent=1) + "\n")
+    out.write_text(json.dumps(state, indent=1) + "\n")
     print(json.dumps(summary, indent=1))
     import matplotlib
 
@@ -105,10 +135,11 @@ def main() -> None:
     ax.set_xscale("log")
     ax.set_xlabel("fitting iterations (fast preset: 500)")
     ax.set_ylabel("BD-rate vs msh (%, PSNR)")
-    ax.set_title(f"overfit on {len(names)} Kodak {a.crop} crops")
+    what = "images" if a.crop == "full" else f"{a.crop} crops"
+    ax.set_title(f"overfit on {len(names)} Kodak {what}")
     fig.tight_layout()
-    fig.savefig(OUT.with_suffix(".png"), dpi=120)
-    print(f"wrote {OUT} and {OUT.with_suffix('.png')}")
+    fig.savefig(out.with_suffix(".png"), dpi=120)
+    print(f"wrote {out} and {out.with_suffix('.png')}")
 
 
 if __name__ == "__main__":

@@ -105,3 +105,44 @@ def test_convolution_as_row_gemms_is_bit_exact(k: int, pad: int, cin: int, cout:
     for n, h, wd in ((1, 7, 9), (2, 5, 6), (1, k, k + 3)):
         x = to_grid(torch.randn(n, cin, h, wd, generator=g, dtype=torch.float64) * 8)
         assert torch.equal(run(x), torch.round(F.conv2d(x, w, b, padding=pad) * 2.0**FRAC))
+
+
+def _reference(seq: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+    """The textbook fixed-point net: every layer in values, rounded to the grid after each."""
+    x = to_grid(x.double())
+    for layer in seq:
+        if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d)):
+            w = to_grid(layer.weight.detach().double())
+            b = to_grid(layer.bias.detach().double(), 2 * FRAC)
+            if isinstance(layer, nn.ConvTranspose2d):
+                y = F.conv_transpose2d(x, w, b, layer.stride, layer.padding, layer.output_padding)
+            else:
+                y = F.conv2d(x, w, b, layer.stride, layer.padding)
+            x = to_grid(y)
+        elif isinstance(layer, GDN):
+            def rep(p, v):
+                return torch.clamp(v.detach().double(), min=float(p.lower_bound.bound)) ** 2 - float(p.pedestal)
+            c = layer.gamma.shape[0]
+            beta = to_grid(rep(layer.beta_reparam, layer.beta), 2 * FRAC)
+            gamma = to_grid(rep(layer.gamma_reparam, layer.gamma)).reshape(c, c, 1, 1)
+            s = torch.sqrt(F.conv2d(to_grid(x * x), gamma, beta))
+            x = to_grid(x * s if layer.inverse else x / s)
+        else:
+            x = to_grid(torch.where(x >= 0, x, x * layer.negative_slope))
+    return x
+
+
+def test_grid_units_and_chunked_gdn_give_the_textbook_bits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Between layers the runner keeps activations in grid units and runs GDN in cache-sized
+    chunks; neither may change a bit against plain per-layer rounding in values."""
+    import glocal_codec.nn.fixed_point as fp
+
+    seq = _net()
+    with torch.no_grad():
+        for p in seq.parameters():
+            p.add_(torch.randn_like(p) * 0.05)  # off the initial values (GDN's gamma is diagonal)
+    x = torch.randn(2, 8, 7, 5) * 3
+    ref = _reference(seq, x)
+    assert torch.equal(FixedPointNet(seq)(x), ref)
+    monkeypatch.setattr(fp, "_GDN_CHUNK", 8 * 16 * 5)  # 5 positions per chunk: ragged last chunk
+    assert torch.equal(FixedPointNet(seq)(x), ref)

@@ -20,8 +20,10 @@ live in :mod:`.fixed_point_attention`. With
 convolutions run as plain float64 GEMMs on strided views (one per kernel row, one per phase of
 a transposed convolution with only that phase's taps): torch's float64 CPU convolution unfolds
 the whole window single-threaded first, which cost as much as the GEMM. A ``msh`` synthesis
-costs about 1.6x the float32 one on 2 threads (``benchmarks/exact_synthesis.py``); float64
-arithmetic alone is 2x slower per product.
+costs about 1.5x the float32 one on 2 threads (``benchmarks/exact_synthesis.py``); float64
+arithmetic alone is 2x slower per product. Between convolutions, GDNs and LeakyReLUs the
+activations stay in grid units (integers), and GDN runs in cache-sized chunks: elementwise
+passes over a whole activation stream it through memory, and they were a third of the time.
 """
 
 from __future__ import annotations
@@ -65,11 +67,12 @@ def _check(bound: float, what: str) -> None:
                             f"{_ACC_LIMIT:.3g} of the fixed-point decoder")
 
 
-def _scaled(t: torch.Tensor | None) -> torch.Tensor | None:
-    """Weights or bias times ``2**FRAC`` (exact): a layer's output then comes out in grid units,
-    so one ``round`` -- fused into the copy that places it, where there is one -- puts it on the
-    grid, instead of scale, round and scale back over the whole activation."""
-    return None if t is None else t * 2.0**FRAC
+def _scaled(t: torch.Tensor | None, scale: float = 2.0**FRAC) -> torch.Tensor | None:
+    """Weights or bias times ``scale`` (a power of two: exact). With weights times ``2**FRAC``
+    on inputs in values, or plain weights on inputs in grid units, a layer's output comes out in
+    grid units, so one ``round`` -- fused into the copy that places it, where there is one --
+    puts it on the grid, instead of scale, round and scale back over the whole activation."""
+    return None if t is None else t * scale
 
 
 def _width_unfold(xp: torch.Tensor, kw: int, wo: int) -> torch.Tensor:
@@ -105,14 +108,16 @@ def _rows_weight(g: torch.Tensor) -> torch.Tensor:
     return g.permute(2, 0, 3, 1).reshape(g.shape[2], g.shape[0], g.shape[3] * g.shape[1]).contiguous()
 
 
-def _gemm_conv(layer: nn.Conv2d, w: torch.Tensor, b: torch.Tensor | None):
+def _gemm_conv(layer: nn.Conv2d, w: torch.Tensor, b: torch.Tensor | None,
+                w_scale: float = 2.0**FRAC):
     """A stride-1, ungrouped, zero-padded ``Conv2d`` as kernel-row GEMMs (:func:`_row_gemms`),
     or None for other geometries (they keep ``F.conv2d``). Like every ``_..._as_...`` op here it
-    returns the output rounded to the grid *in grid units* (:func:`_scaled`)."""
+    returns the output rounded to the grid *in grid units*; ``w_scale`` is ``2**FRAC`` for inputs
+    in values, 1 for inputs in grid units (:func:`_scaled`)."""
     if (tuple(layer.stride) != (1, 1) or tuple(layer.dilation) != (1, 1) or layer.groups != 1
             or layer.padding_mode != "zeros" or isinstance(layer.padding, str)):
         return None
-    w, b = _scaled(w), _scaled(b)
+    w, b = _scaled(w, w_scale), _scaled(b)
     wi = _rows_weight(w)
     kh, kw = w.shape[-2:]
     ph, pw = layer.padding
@@ -171,7 +176,8 @@ def _phase_weights(w: torch.Tensor, ph: _Phases, pw: _Phases) -> dict[tuple[int,
     return out
 
 
-def _transposed_as_conv(layer: nn.ConvTranspose2d, w: torch.Tensor, b: torch.Tensor | None):
+def _transposed_as_conv(layer: nn.ConvTranspose2d, w: torch.Tensor, b: torch.Tensor | None,
+                w_scale: float = 2.0**FRAC):
     """``F.conv_transpose2d`` with ``layer``'s geometry as one small conv2d per output phase, or
     None where that does not apply (groups, dilation) or would not be faster.
 
@@ -192,7 +198,7 @@ def _transposed_as_conv(layer: nn.ConvTranspose2d, w: torch.Tensor, b: torch.Ten
     unfold = sum(len(th) * len(tw) for th in ph.taps for tw in pw.taps)
     if w.shape[0] * unfold > w.shape[1] * ph.k * pw.k * sh * sw:
         return None
-    w, b = _scaled(w), _scaled(b)
+    w, b = _scaled(w, w_scale), _scaled(b)
     gs = {r: (g.shape[-2], g.shape[-1], _rows_weight(g)) for r, g in _phase_weights(w, ph, pw).items()}
     cin, cout = w.shape[:2]
 
@@ -219,7 +225,8 @@ def _transposed_as_conv(layer: nn.ConvTranspose2d, w: torch.Tensor, b: torch.Ten
     return run
 
 
-def _transposed_as_scatter(layer: nn.ConvTranspose2d, w: torch.Tensor, b: torch.Tensor | None):
+def _transposed_as_scatter(layer: nn.ConvTranspose2d, w: torch.Tensor, b: torch.Tensor | None,
+                w_scale: float = 2.0**FRAC):
     """``F.conv_transpose2d`` for few output channels (e.g. the last layer, to RGB): one GEMM
     gives every tap's contribution of every input position, (Cout*Kh*Kw, Cin) x (Cin, H*W), and
     each tap is added into its strided place of the output, where the float64 CPU kernel's
@@ -229,7 +236,7 @@ def _transposed_as_scatter(layer: nn.ConvTranspose2d, w: torch.Tensor, b: torch.
     cin, cout, kh, kw = w.shape
     sh, sw = layer.stride
     (ph, pw), (oph, opw) = layer.padding, layer.output_padding
-    w, b = _scaled(w), _scaled(b)
+    w, b = _scaled(w, w_scale), _scaled(b)
     wt = w.permute(1, 2, 3, 0).reshape(cout * kh * kw, cin).contiguous()
 
     def run(x: torch.Tensor) -> torch.Tensor:
@@ -251,7 +258,13 @@ def _transposed_as_scatter(layer: nn.ConvTranspose2d, w: torch.Tensor, b: torch.
     return run
 
 
-def _conv_op(layer: nn.Conv2d | nn.ConvTranspose2d) -> Callable[[torch.Tensor], torch.Tensor]:
+def _conv_op(layer: nn.Conv2d | nn.ConvTranspose2d, units_in: bool = False,
+             units_out: bool = False) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The fixed-point op of a convolution. Inputs and outputs are grid values, or with
+    ``units_in`` / ``units_out`` the same numbers in grid units (times ``2**FRAC``: integers),
+    which :class:`FixedPointNet` keeps between its layers to save a scaling pass per layer --
+    the bits are the same (scaling by a power of two commutes with every correctly rounded
+    operation used here)."""
     w = to_grid(layer.weight.detach().double().cpu())
     b = None if layer.bias is None else to_grid(layer.bias.detach().double().cpu(), 2 * FRAC)
     transposed = isinstance(layer, nn.ConvTranspose2d)
@@ -259,28 +272,37 @@ def _conv_op(layer: nn.Conv2d | nn.ConvTranspose2d) -> Callable[[torch.Tensor], 
     l1 = w.abs().sum(dim=(0, 2, 3)) if transposed else w.abs().sum(dim=(1, 2, 3))
     l1_max = float(l1.max()) * (layer.groups if transposed else 1)
     b_max = 0.0 if b is None else float(b.abs().max())
+    x_unit = 2.0**-FRAC if units_in else 1.0  # the value of one unit of the input
     kw = dict(stride=layer.stride, padding=layer.padding, dilation=layer.dilation, groups=layer.groups)
     if transposed:
         kw["output_padding"] = layer.output_padding
-    as_conv = ((_transposed_as_conv(layer, w, b) or _transposed_as_scatter(layer, w, b)) if transposed
-               else _gemm_conv(layer, w, b))
+    w_scale = 1.0 if units_in else 2.0**FRAC  # weights that turn the input into output grid units
+    as_conv = ((_transposed_as_conv(layer, w, b, w_scale) or _transposed_as_scatter(layer, w, b, w_scale))
+               if transposed else _gemm_conv(layer, w, b, w_scale))
+    w_f, b_f = _scaled(w, w_scale), _scaled(b)
 
     def run(x: torch.Tensor) -> torch.Tensor:
-        _check(_absmax(x) * l1_max + b_max, type(layer).__name__)
-        bd = None if b is None else b.to(x.device)
+        _check(_absmax(x) * x_unit * l1_max + b_max, type(layer).__name__)
         if as_conv is not None:
-            return as_conv(x).mul_(2.0**-FRAC)  # grid units -> values
-        elif transposed:
-            y = F.conv_transpose2d(x, w.to(x.device), bd, **kw)
+            y = as_conv(x)
         else:
-            y = F.conv2d(x, w.to(x.device), bd, **kw)
-        return _to_grid_(y)
+            bd = None if b_f is None else b_f.to(x.device)
+            conv = F.conv_transpose2d if transposed else F.conv2d
+            y = conv(x, w_f.to(x.device), bd, **kw).round_()
+        return y if units_out else y.mul_(2.0**-FRAC)  # grid units -> values
 
     return run
 
 
+#: Positions of a GDN processed at once: with 192 channels about 3 MB per float64 temporary, so
+#: its chain of elementwise passes runs in cache instead of streaming the whole activation
+#: (150 MB at half a Kodak image's resolution) through memory once per pass.
+_GDN_CHUNK = 1 << 21
+
+
 def _gdn_op(layer: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
-    """CompressAI's GDN: ``x * sqrt(beta + gamma x^2)`` (inverse) or ``x / sqrt(...)`` (forward)."""
+    """CompressAI's GDN: ``x * sqrt(beta + gamma x^2)`` (inverse) or ``x / sqrt(...)`` (forward),
+    on activations in grid units (see :class:`FixedPointNet`); may overwrite its input."""
 
     def reparam(p: nn.Module, v: torch.Tensor) -> torch.Tensor:
         # NonNegativeParametrizer: max(v, bound)^2 - pedestal, with single IEEE operations
@@ -294,71 +316,84 @@ def _gdn_op(layer: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
     g_l1 = float(gamma.abs().sum(dim=(1, 2, 3)).max())
     b_max = float(beta.abs().max())
     inverse = bool(layer.inverse)
-
-    # The sum is computed scaled by S = 4**FRAC (inverse) or 4**-FRAC (forward): sqrt(S * sum) is
-    # then 2**FRAC sqrt(sum) or 2**-FRAC sqrt(sum) exactly (a correctly rounded sqrt commutes with
-    # even powers of two), so ``x * s`` or ``x / s`` comes out in grid units and one ``round``
-    # puts it on the grid: the same bits as scaling, rounding and scaling back, in fewer passes.
-    scale = 2.0 ** (2 * FRAC) if inverse else 2.0 ** (-2 * FRAC)
-    g_units = (gamma.reshape(c, c) * (scale * 2.0**-FRAC))  # applied to x^2 in grid units
-    b_units = (beta * scale)[:, None]
+    # gamma applied to x^2 in grid units: sum = beta + gamma x^2 in values. Every partial sum is
+    # a multiple of 2**-(2 FRAC) below the checked bound, hence exact. ``x * sqrt(sum)`` and
+    # ``x / sqrt(sum)`` with x in grid units come out in grid units (one IEEE operation each), and
+    # one ``round`` puts them on the grid.
+    g_units = gamma.reshape(c, c) * 2.0**-FRAC
+    b_col = beta[:, None]
+    step = max(1, _GDN_CHUNK // (8 * c))
 
     def run(x: torch.Tensor) -> torch.Tensor:
-        m = _absmax(x)
-        _check(m * m, "GDN square")  # x^2 is then exact: a multiple of 2**-(2 FRAC) below 2**21
-        x2 = torch.mul(x, x).mul_(2.0**FRAC).round_()  # x^2 on the grid, in grid units
-        _check(m * m * g_l1 + b_max, "GDN")
-        # the 1x1 convolution as one GEMM per image (F.conv2d's float64 path unfolds even 1x1)
-        n, _, h, w = x2.shape
-        x2 = x2.reshape(n, c, h * w)
-        s = x.new_empty(n, c, h * w)
-        g2, bt = g_units.to(x.device), b_units.to(x.device)
+        n, _, h, w = x.shape
+        xs = x.view(n, c, h * w) if x.is_contiguous() else x.reshape(n, c, h * w)
+        g2, bt = g_units.to(x.device), b_col.to(x.device)
         for i in range(n):
-            torch.addmm(bt, g2, x2[i], out=s[i])
-        del x2
-        s = s.view(n, c, h, w).sqrt_()
-        y = s.mul_(x) if inverse else torch.div(x, s, out=s)
-        return y.round_().mul_(2.0**-FRAC)
+            for p0 in range(0, h * w, step):
+                xc = xs[i, :, p0:p0 + step]
+                m = _absmax(xc) * 2.0**-FRAC
+                _check(m * m, "GDN square")  # x^2 is then exact: a multiple of 2**-(2 FRAC) below 2**21
+                _check(m * m * g_l1 + b_max, "GDN")
+                x2 = torch.mul(xc, xc).mul_(2.0**-FRAC).round_()  # x^2 on the grid, in grid units
+                # the 1x1 convolution as a GEMM (F.conv2d's float64 path unfolds even 1x1)
+                s = torch.addmm(bt, g2, x2).sqrt_()
+                y = s.mul_(xc) if inverse else torch.div(xc, s, out=s)
+                xc.copy_(y.round_())
+        return xs.view(n, c, h, w)
 
     return run
 
 
 def _leaky_op(layer: nn.LeakyReLU) -> Callable[[torch.Tensor], torch.Tensor]:
+    """LeakyReLU on activations in grid units (``x * slope`` rounded: the bits of the value path)."""
     slope = float(layer.negative_slope)
-    return lambda x: _to_grid_(torch.where(x >= 0, x, x * slope))
+    return lambda x: torch.where(x >= 0, x, x * slope).round_()
 
 
 class FixedPointNet:
     """A ``Sequential`` of supported layers, run on the fixed-point grid in float64.
 
     ``net(x)`` takes any float tensor (rounded to the grid first) and returns float64 values on
-    the grid. On a GPU, cuDNN is switched off for the call: its FFT and Winograd algorithms do
-    not compute plain sums of products.
+    the grid. Between convolutions, GDNs and LeakyReLUs the activations stay in grid units
+    (integers in float64), which saves a scaling pass per layer; the attention stages take and
+    return values. On a GPU, cuDNN is switched off for the call: its FFT and Winograd algorithms
+    do not compute plain sums of products.
     """
 
     def __init__(self, seq: nn.Sequential) -> None:
         from compressai.layers import GDN  # the layer class whose parameters are read here
 
-        self.ops: list[Callable[[torch.Tensor], torch.Tensor]] = []
+        # (op, takes grid units, returns grid units)
+        self.ops: list[tuple[Callable[[torch.Tensor], torch.Tensor], bool, bool]] = []
+        units = True  # the input is converted to whatever the first op takes
         for layer in seq:
             if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d)):
-                self.ops.append(_conv_op(layer))
+                # a convolution takes either form at no cost (its weights absorb the scale)
+                self.ops.append((_conv_op(layer, units_in=units, units_out=True), units, True))
+                units = True
             elif isinstance(layer, GDN):
-                self.ops.append(_gdn_op(layer))
+                self.ops.append((_gdn_op(layer), True, True))
+                units = True
             elif isinstance(layer, nn.LeakyReLU):
-                self.ops.append(_leaky_op(layer))
+                self.ops.append((_leaky_op(layer), True, True))
+                units = True
             else:
                 from .fixed_point_attention import attention_op  # imports this module
 
                 op = attention_op(layer)
                 if op is None:
                     raise TypeError(f"no fixed-point version of {type(layer).__name__}")
-                self.ops.append(op)
+                self.ops.append((op, False, False))
+                units = False
 
     @torch.no_grad()
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        x = to_grid(x.double())
+        x = torch.round(x.double() * 2.0**FRAC)  # to_grid, in grid units
+        units = True
         with torch.backends.cudnn.flags(enabled=False):
-            for op in self.ops:
+            for op, takes_units, gives_units in self.ops:
+                if units != takes_units:
+                    x = x.mul(2.0**FRAC) if takes_units else x.mul(2.0**-FRAC)
                 x = op(x)
-        return x
+                units = gives_units
+        return x.mul_(2.0**-FRAC) if units else x
