@@ -17,11 +17,9 @@ from typing import TYPE_CHECKING, Callable, Union
 import numpy as np
 
 if TYPE_CHECKING:
-    from concurrent.futures import ThreadPoolExecutor
-
     import torch
 
-__all__ = ["atomic_write", "file_sha256", "psnr", "exp_exact", "erf_exact", "erfc_exact"]
+__all__ = ["atomic_write", "file_sha256", "psnr", "exp_exact", "exp_exact_t", "erf_exact", "erfc_exact", "erfc_exact_t"]
 
 #: Bytes or text to write, or a callable that writes the file at the temporary path it is given
 #: (for writers that want a file name: ``torch.save``, safetensors, PyAV, matplotlib).
@@ -159,96 +157,113 @@ _EXP_COEFFS = [1.0 / math.factorial(n) for n in range(13, -1, -1)]  # |r| <= 0.3
 
 
 #: Elements per pass of the polynomial loops: small enough that the ~30 passes stay in the CPU
-#: cache (several times faster on the millions of values of a fixed-point attention decoder);
-#: every element goes through the same operations whatever the chunking.
-_CHUNK = 1 << 14
+#: cache (several times faster on the millions of values of a fixed-point attention decoder),
+#: large enough for torch to split each pass over its threads; every element goes through the
+#: same operations whatever the chunking.
+_CHUNK = 1 << 16
 
 
-def _chunked(fn: Callable[[np.ndarray, np.ndarray], None], x: np.ndarray, threads: int = 1) -> np.ndarray:
-    """``fn(x_chunk, out_chunk)`` over the flattened float64 array ``x``; 0-d in, scalar out.
+def _chunked_t(fn: Callable[["torch.Tensor", "torch.Tensor"], None], x: "torch.Tensor") -> "torch.Tensor":
+    """``fn(x_chunk, out_chunk)`` over the flattened float64 CPU tensor ``x``, chunk by chunk.
 
-    ``threads > 1`` runs contiguous runs of chunks on that many threads (numpy releases the GIL
-    inside its ufuncs); every element still goes through the same operations, so the bits do
-    not depend on ``threads``."""
-    x = np.asarray(x, dtype=np.float64)  # (np.ascontiguousarray would make a 0-d array 1-d)
-    if not x.flags.c_contiguous:
-        x = x.copy()
-    out = np.empty_like(x)
-    xf, of = x.reshape(-1), out.reshape(-1)
+    The chunks run torch's elementwise kernels, which use torch's threads and SIMD width; the
+    operations are single, correctly rounded IEEE ones (``*``, ``+``, ``-``, ``/``, round to
+    nearest even) never fused with each other, so the bits depend on neither (numpy's ufuncs,
+    used before, gave the same bits at about half the speed)."""
+    import torch
 
-    def run(a: int, b: int) -> None:
-        for i in range(a, b, _CHUNK):
-            fn(xf[i: min(b, i + _CHUNK)], of[i: min(b, i + _CHUNK)])
+    x = x.detach().to("cpu", torch.float64).contiguous()
+    out = torch.empty_like(x)
+    xf, of = x.view(-1), out.view(-1)
+    for i in range(0, xf.numel(), _CHUNK):
+        fn(xf[i: i + _CHUNK], of[i: i + _CHUNK])
+    return out
 
-    n_chunks = -(-xf.size // _CHUNK)
-    if threads > 1 and n_chunks >= 2 * threads:
-        span = -(-n_chunks // threads) * _CHUNK
-        list(_pool(threads).map(lambda a: run(a, min(xf.size, a + span)), range(0, xf.size, span)))
-    else:
-        run(0, xf.size)
+
+def _as_numpy_op(fn: Callable[["torch.Tensor"], "torch.Tensor"], x: np.ndarray) -> np.ndarray:
+    """A tensor function of :func:`_chunked_t` on a numpy array; 0-d in, scalar out."""
+    import torch
+
+    a = np.asarray(x, dtype=np.float64)
+    out = fn(torch.from_numpy(np.ascontiguousarray(a))).numpy().reshape(a.shape)
     return out if out.ndim else out[()]
 
 
-_POOLS: dict[int, "ThreadPoolExecutor"] = {}
+def _pow2_t(k: "torch.Tensor") -> "torch.Tensor":
+    """``2.0**k`` for an int64 tensor with ``-1022 <= k <= 1023``, built from the exponent bits."""
+    import torch
+
+    return ((k + 1023) << 52).view(torch.float64)
 
 
-def _pool(threads: int) -> "ThreadPoolExecutor":
-    """One lazily created thread pool per size (decoders call the exact functions many times)."""
-    from concurrent.futures import ThreadPoolExecutor
+def _exp_chunk(x: "torch.Tensor", out: "torch.Tensor") -> None:
+    import torch
 
-    if threads not in _POOLS:
-        _POOLS[threads] = ThreadPoolExecutor(threads, thread_name_prefix="glocal-exact")
-    return _POOLS[threads]
-
-
-def _exp_chunk(x: np.ndarray, out: np.ndarray) -> None:
-    k = np.rint(x * _INV_LN2)
+    k = torch.round(x * _INV_LN2)
     r = x - k * _LN2_HI
     r -= k * _LN2_LO
-    poly = np.full_like(r, _EXP_COEFFS[0])
+    poly = torch.full_like(r, _EXP_COEFFS[0])
     for c in _EXP_COEFFS[1:]:
-        poly *= r  # two ufunc calls: no fused multiply-add, same rounding everywhere
-        poly += c
-    np.ldexp(poly, k.astype(np.int64), out=out)
+        poly.mul_(r)  # two kernels: no fused multiply-add, same rounding everywhere
+        poly.add_(c)
+    # ldexp(poly, k) as two power-of-two products (each half of k keeps 2**e normal): the first
+    # is exact, the second rounds once, as ldexp does, into overflow or subnormals alike
+    ki = k.clamp(-2000, 2000).to(torch.int64)
+    half = ki >> 1
+    poly.mul_(_pow2_t(half))
+    torch.mul(poly, _pow2_t(ki - half), out=out)
+
+
+def exp_exact_t(x: "torch.Tensor") -> "torch.Tensor":
+    """:func:`exp_exact` on a tensor (float64 on the CPU out)."""
+    return _chunked_t(_exp_chunk, x.detach().double().clamp_min(-700.0))
 
 
 def exp_exact(x: np.ndarray, threads: int = 1) -> np.ndarray:
-    """exp of a float64 array (x <= 700; below -700 it is taken as -700, ~1e-304), bit-identical
-    on every IEEE-754 machine, whatever ``threads``."""
-    return _chunked(_exp_chunk, np.maximum(np.asarray(x, dtype=np.float64), -700.0), threads)
+    """exp of a float64 array (x <= 709; below -700 it is taken as -700, ~1e-304), bit-identical
+    on every IEEE-754 machine. ``threads`` is accepted for compatibility: the work runs on
+    torch's threads, and the bits do not depend on their number."""
+    return _as_numpy_op(exp_exact_t, x)
 
 
 # erfc(x) for x >= 0 from the Chebyshev-fitted form of Press et al., "Numerical Recipes" (2nd ed.,
 # section 6.2, erfcc): t exp(-x^2 + P(t)), t = 1 / (1 + x / 2), with a *relative* error below
 # 1.2e-7 everywhere (so GELU's small negative tail stays accurate too). Built like exp_exact from
-# single numpy ufuncs (no fused multiply-add) and exp_exact: bit-identical on every machine.
+# single elementwise operations (no fused multiply-add) and exp_exact: bit-identical on every machine.
 _ERFC_COEFFS = [0.17087277, -0.82215223, 1.48851587, -1.13520398, 0.27886807, -0.18628806,
                 0.09678418, 0.37409196, 1.00002368, -1.26551223]
 
 
-def _erfc_chunk(x: np.ndarray, out: np.ndarray) -> None:
+def _erfc_chunk(x: "torch.Tensor", out: "torch.Tensor") -> None:
     """erfc(x) (relative error < 1.2e-7 for x >= 0), via erfc(-z) = 2 - erfc(z)."""
-    z = np.abs(x)
-    t = 1.0 + 0.5 * z
-    np.divide(1.0, t, out=t)
-    poly = np.full_like(z, _ERFC_COEFFS[0])
+    import torch
+
+    z = x.abs()
+    t = (z * 0.5).add_(1.0)
+    t = torch.full_like(t, 1.0).div_(t)  # a true division (not an approximate reciprocal)
+    poly = torch.full_like(z, _ERFC_COEFFS[0])
     for c in _ERFC_COEFFS[1:]:
-        poly *= t
-        poly += c
-    z *= z
-    poly -= z  # -z^2 + P(t)
-    np.maximum(poly, -700.0, out=poly)
+        poly.mul_(t)
+        poly.add_(c)
+    z.mul_(z)
+    poly.sub_(z)  # -z^2 + P(t)
+    poly.clamp_min_(-700.0)
     _exp_chunk(poly, out)
-    out *= t
-    neg = x < 0
-    out[neg] = 2.0 - out[neg]
+    out.mul_(t)
+    torch.where(x < 0, 2.0 - out, out, out=out)  # elementwise: no boolean gather / scatter
+
+
+def erfc_exact_t(x: "torch.Tensor") -> "torch.Tensor":
+    """:func:`erfc_exact` on a tensor (float64 on the CPU out)."""
+    return _chunked_t(_erfc_chunk, x)
 
 
 def erfc_exact(x: np.ndarray, threads: int = 1) -> np.ndarray:
     """Complementary error function of a float64 array, bit-identical on every IEEE-754 machine
     (``np.exp`` / ``math.erfc`` / ``torch.erf`` are not: SIMD kernels differ in the last bit).
-    Relative error below 1.2e-7 for x >= 0, absolute error below 2.4e-7 for x < 0."""
-    return _chunked(_erfc_chunk, np.asarray(x, dtype=np.float64), threads)
+    Relative error below 1.2e-7 for x >= 0, absolute error below 2.4e-7 for x < 0. ``threads``:
+    as in :func:`exp_exact`."""
+    return _as_numpy_op(erfc_exact_t, x)
 
 
 def erf_exact(x: np.ndarray) -> np.ndarray:

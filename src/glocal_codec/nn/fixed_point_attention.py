@@ -62,7 +62,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..util import erfc_exact, exp_exact
+from ..util import erfc_exact_t, exp_exact, exp_exact_t
 from .fixed_point import FRAC, NotExactError, to_grid
 from .global_attention import GlobalTokenAttention, pooled_grid
 from .glocal_block import GlocalBlock, ScaledResidual
@@ -123,11 +123,10 @@ def _grid_(t: torch.Tensor, frac: int = FRAC) -> torch.Tensor:
     return t.mul_(2.0**frac).round_().mul_(2.0**-frac)
 
 
-def _numpy_op(fn: Callable[..., np.ndarray], t: torch.Tensor) -> torch.Tensor:
-    """Apply a numpy function (exp_exact, erfc_exact) to a float64 tensor on any device, on
-    torch's thread count (the bits do not depend on it)."""
-    out = torch.from_numpy(np.ascontiguousarray(fn(t.detach().cpu().numpy(), threads=torch.get_num_threads())))
-    return out.to(t.device)
+def _exact_op(fn: Callable[[torch.Tensor], torch.Tensor], t: torch.Tensor) -> torch.Tensor:
+    """Apply an exact elementwise function (exp_exact_t, erfc_exact_t: CPU, torch's threads; the
+    bits do not depend on them) to a float64 tensor on any device."""
+    return fn(t).to(t.device)
 
 
 def _pow2(e: torch.Tensor) -> torch.Tensor:
@@ -193,7 +192,7 @@ def softmax_exact(logits: torch.Tensor, mask: torch.Tensor | None = None, units:
         logits = logits.masked_fill(mask, -math.inf)
     m = logits.amax(-1, keepdim=True)
     m = torch.where(torch.isfinite(m), m, torch.zeros_like(m))
-    eu = _numpy_op(exp_exact, logits - m).mul_(2.0**PROB_FRAC).round_()  # masked: exp(-inf) -> 0
+    eu = _exact_op(exp_exact_t, logits - m).mul_(2.0**PROB_FRAC).round_()  # masked: exp(-inf) -> 0
     if mask is not None:
         eu.masked_fill_(mask, 0.0)
     check_exact(float(logits.shape[-1]), PROB_FRAC, "softmax denominator")
@@ -212,13 +211,13 @@ def _from_prob_units_(y: torch.Tensor) -> torch.Tensor:
 def gelu_exact(x: torch.Tensor) -> torch.Tensor:
     """Exact GELU, ``x Phi(x) = x/2 erfc(-x / sqrt 2)`` (torch's ``approximate='none'``), with
     :func:`~glocal_codec.util.erfc_exact` (relative error < 1.2e-7); not rounded."""
-    c = _numpy_op(erfc_exact, x * -math.sqrt(0.5))
+    c = _exact_op(erfc_exact_t, x * -math.sqrt(0.5))
     return c.mul_(x * 0.5)
 
 
 def sigmoid_exact(x: torch.Tensor) -> torch.Tensor:
     """``1 / (1 + exp(-x))`` with :func:`~glocal_codec.util.exp_exact`."""
-    return 1.0 / (1.0 + _numpy_op(exp_exact, -x))
+    return 1.0 / (1.0 + _exact_op(exp_exact_t, -x))
 
 
 def adaptive_avg_pool_exact(x: torch.Tensor, out_h: int, out_w: int) -> torch.Tensor:
