@@ -146,3 +146,18 @@ def test_grid_units_and_chunked_gdn_give_the_textbook_bits(monkeypatch: pytest.M
     assert torch.equal(FixedPointNet(seq)(x), ref)
     monkeypatch.setattr(fp, "_GDN_CHUNK", 8 * 16 * 5)  # 5 positions per chunk: ragged last chunk
     assert torch.equal(FixedPointNet(seq)(x), ref)
+
+
+def test_tap_scatter_in_row_bands_keeps_the_bits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The few-output-channel transposed convolution runs in bands of input rows: same bits."""
+    import glocal_codec.nn.fixed_point as fp
+
+    torch.manual_seed(5)
+    layer = nn.ConvTranspose2d(6, 3, 5, stride=2, padding=2, output_padding=1)
+    w, b = to_grid(layer.weight.detach().double()), to_grid(layer.bias.detach().double(), 2 * FRAC)
+    x = to_grid(torch.randn(2, 6, 9, 7, dtype=torch.float64) * 3)
+    whole = fp._transposed_as_scatter(layer, w, b)(x)
+    monkeypatch.setattr(fp, "_SCATTER_BAND", 2 * 7)  # two input rows per band: a ragged last band
+    assert torch.equal(fp._transposed_as_scatter(layer, w, b)(x), whole)
+    ref = F.conv_transpose2d(x, w * 2.0**FRAC, b * 2.0**FRAC, stride=2, padding=2, output_padding=1).round()
+    assert torch.equal(whole, ref)

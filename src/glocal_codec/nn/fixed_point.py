@@ -225,6 +225,10 @@ def _transposed_as_conv(layer: nn.ConvTranspose2d, w: torch.Tensor, b: torch.Ten
     return run
 
 
+#: Input positions per band of :func:`_transposed_as_scatter`.
+_SCATTER_BAND = 1 << 15
+
+
 def _transposed_as_scatter(layer: nn.ConvTranspose2d, w: torch.Tensor, b: torch.Tensor | None,
                 w_scale: float = 2.0**FRAC):
     """``F.conv_transpose2d`` for few output channels (e.g. the last layer, to RGB): one GEMM
@@ -245,11 +249,16 @@ def _transposed_as_scatter(layer: nn.ConvTranspose2d, w: torch.Tensor, b: torch.
         xs = x.reshape(n, cin, h * wd)
         full = x.new_zeros(n, cout, (h - 1) * sh + kh + oph, (wd - 1) * sw + kw + opw)
         wd_ = wt.to(x.device)
+        # bands of input rows: each band's taps are added while they are still in cache (and
+        # the GEMM, short and wide, runs twice as fast in pieces); exact sums, any order
+        band = max(1, _SCATTER_BAND // wd)
         for i in range(n):
-            cols = torch.mm(wd_, xs[i]).view(cout, kh, kw, h, wd)
-            for a in range(kh):
-                for c in range(kw):
-                    full[i, :, a:a + sh * (h - 1) + 1:sh, c:c + sw * (wd - 1) + 1:sw] += cols[:, a, c]
+            for r0 in range(0, h, band):
+                r1 = min(h, r0 + band)
+                cols = torch.mm(wd_, xs[i, :, r0 * wd:r1 * wd]).view(cout, kh, kw, r1 - r0, wd)
+                for a in range(kh):
+                    for c in range(kw):
+                        full[i, :, a + sh * r0:a + sh * (r1 - 1) + 1:sh, c:c + sw * (wd - 1) + 1:sw] += cols[:, a, c]
         out = full[..., ph:ph + oh, pw:pw + ow]
         if b is not None:
             return torch.add(out, b.to(x.device)[:, None, None]).round_()
