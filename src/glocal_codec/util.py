@@ -185,7 +185,10 @@ def _as_numpy_op(fn: Callable[["torch.Tensor"], "torch.Tensor"], x: np.ndarray) 
     import torch
 
     a = np.asarray(x, dtype=np.float64)
-    out = fn(torch.from_numpy(np.ascontiguousarray(a))).numpy().reshape(a.shape)
+    c = np.ascontiguousarray(a)
+    if not c.flags.writeable:  # torch.from_numpy warns on read-only memory (it is only read here)
+        c = c.copy()
+    out = fn(torch.from_numpy(c)).numpy().reshape(a.shape)
     return out if out.ndim else out[()]
 
 
