@@ -109,7 +109,7 @@ def _rows_weight(g: torch.Tensor) -> torch.Tensor:
 
 
 def _gemm_conv(layer: nn.Conv2d, w: torch.Tensor, b: torch.Tensor | None,
-                w_scale: float = 2.0**FRAC):
+               w_scale: float = 2.0**FRAC):
     """A stride-1, ungrouped, zero-padded ``Conv2d`` as kernel-row GEMMs (:func:`_row_gemms`),
     or None for other geometries (they keep ``F.conv2d``). Like every ``_..._as_...`` op here it
     returns the output rounded to the grid *in grid units*; ``w_scale`` is ``2**FRAC`` for inputs
@@ -177,7 +177,7 @@ def _phase_weights(w: torch.Tensor, ph: _Phases, pw: _Phases) -> dict[tuple[int,
 
 
 def _transposed_as_conv(layer: nn.ConvTranspose2d, w: torch.Tensor, b: torch.Tensor | None,
-                w_scale: float = 2.0**FRAC):
+                        w_scale: float = 2.0**FRAC):
     """``F.conv_transpose2d`` with ``layer``'s geometry as one small conv2d per output phase, or
     None where that does not apply (groups, dilation) or would not be faster.
 
@@ -230,7 +230,7 @@ _SCATTER_BAND = 1 << 15
 
 
 def _transposed_as_scatter(layer: nn.ConvTranspose2d, w: torch.Tensor, b: torch.Tensor | None,
-                w_scale: float = 2.0**FRAC):
+                           w_scale: float = 2.0**FRAC):
     """``F.conv_transpose2d`` for few output channels (e.g. the last layer, to RGB): one GEMM
     gives every tap's contribution of every input position, (Cout*Kh*Kw, Cin) x (Cin, H*W), and
     each tap is added into its strided place of the output, where the float64 CPU kernel's
