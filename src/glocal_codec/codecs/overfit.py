@@ -17,7 +17,10 @@ Representation (:class:`OverfitArch`, stored in ``Payload.params``)
 * **Entropy model** (ARM): every latent gets a Laplace location and scale from a 3-layer MLP
   (``12 -> arm_width -> arm_width -> 2``, ReLU) over 12 causal neighbours in its own grid (two
   rows above, ``-2..+2`` columns, and two to the left; zero outside the grid), gathered as shifted
-  slices. One ARM serves every grid.
+  slices. One ARM serves every grid. Optionally (``parent_context=True``, params version 3) a
+  13th context value: the latent's parent, grid ``i + 1`` at ``(r // 2, c // 2)``; the grids then
+  decode coarsest first, each one wavefront pass behind the next coarser one. Off by default: at
+  the ``fast`` budget it did not pay (measured, ``docs/overfit.md``).
 
 Multiplications per decoded pixel (``L`` grids, synthesis width ``C``, ARM width ``A``, ``R``
 residual blocks, ~4/3 latents per pixel): ``L*C + 3*C + 162*R + 4/3*(12*A + A*A + 2*A)``
@@ -242,7 +245,7 @@ class ARM(nn.Module):
     def __init__(self, arch: OverfitArch) -> None:
         super().__init__()
         a = arch.arm_width
-        self.layers = nn.ModuleList([nn.Linear(len(CONTEXT), a), nn.Linear(a, a), nn.Linear(a, 2)])
+        self.layers = nn.ModuleList([nn.Linear(arch.context_size(), a), nn.Linear(a, a), nn.Linear(a, 2)])
         _reset_uniform(self)
         with torch.no_grad():
             self.layers[2].weight.mul_(0.1)
@@ -256,10 +259,13 @@ class ARM(nn.Module):
                 h = F.relu(h)
         return h
 
-    def canvas_bits(self, canvas: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    def canvas_bits(self, canvas: torch.Tensor, valid: torch.Tensor, parents: torch.Tensor | None = None) -> torch.Tensor:
         """Bits of every latent of a :class:`Canvas` under this network (a differentiable scalar);
-        ``valid`` (1, 1, H_c - 2, W_c - 4) masks the canvas padding out."""
-        return _BandedBits.apply(canvas, valid, *self.tensors())
+        ``valid`` (1, 1, H_c - 2, W_c - 4) masks the canvas padding out; ``parents``: the canvas of
+        every latent's parent (:meth:`Canvas.parents`), when the network reads it."""
+        if parents is None:
+            parents = canvas.new_zeros(0)
+        return _BandedBits.apply(canvas, parents, valid, *self.tensors())
 
     def tensors(self) -> list[torch.Tensor]:
         out = []
@@ -274,9 +280,12 @@ _LN2 = math.log(2.0)
 
 
 def _band_bits(band: torch.Tensor, valid: torch.Tensor, w: list[torch.Tensor], g_band: torch.Tensor,
-               g_w: list[torch.Tensor]) -> torch.Tensor:
+               g_w: list[torch.Tensor], parent: torch.Tensor | None = None,
+               g_parent: torch.Tensor | None = None) -> torch.Tensor:
     """Bits of the latents of canvas rows ``2..`` of ``band`` (its first two rows are context only)
-    under the ARM, and their gradients, *added* to ``g_band`` (same shape as ``band``) and ``g_w``.
+    under the ARM, and their gradients, *added* to ``g_band`` (same shape as ``band``) and ``g_w``;
+    ``parent`` / ``g_parent``: the same rows of the parents' canvas and its gradient, when the ARM
+    reads the coarser grid.
 
     The ARM runs on the (features, positions) layout, its context gathered as 12 shifted slices.
     The rate of a latent ``y`` under a discretised Laplace (location ``mu``, scale ``b = 1/r``),
@@ -292,7 +301,10 @@ def _band_bits(band: torch.Tensor, valid: torch.Tensor, w: list[torch.Tensor], g
     """
     n, wc = band.shape[-2] - 2, band.shape[-1] - 4
     c = band[0, 0]
-    h = torch.stack([c[2 + dr: 2 + dr + n, 2 + dc: 2 + dc + wc] for dr, dc in CONTEXT]).view(len(CONTEXT), -1)
+    taps = [c[2 + dr: 2 + dr + n, 2 + dc: 2 + dc + wc] for dr, dc in CONTEXT]
+    if parent is not None:
+        taps.append(parent[0, 0, 2:, 2:-2])
+    h = torch.stack(taps).view(len(taps), -1)
     acts = [h]
     layers = len(w) // 2
     for i in range(layers):
@@ -333,9 +345,11 @@ def _band_bits(band: torch.Tensor, valid: torch.Tensor, w: list[torch.Tensor], g
             g = torch.ops.aten.threshold_backward(g, a, 0)  # ReLU's: zero where its output is 0
     gb = g_band[0, 0]
     gb[2:, 2:-2] += g_y.view(n, wc)
-    g = g.view(len(CONTEXT), n, wc)
+    g = g.view(len(taps), n, wc)
     for k, (dr, dc) in enumerate(CONTEXT):
         gb[2 + dr: 2 + dr + n, 2 + dc: 2 + dc + wc] += g[k]
+    if parent is not None:
+        g_parent[0, 0, 2:, 2:-2] += g[-1]
     return total
 
 
@@ -349,23 +363,25 @@ class _BandedBits(torch.autograd.Function):
     the hand-written gradients of :func:`_band_bits` then took a 64-row band from ~8 to ~6 ms."""
 
     @staticmethod
-    def forward(ctx, canvas: torch.Tensor, valid: torch.Tensor, *w: torch.Tensor) -> torch.Tensor:
-        canvas = canvas.detach()
+    def forward(ctx, canvas: torch.Tensor, parents: torch.Tensor, valid: torch.Tensor, *w: torch.Tensor) -> torch.Tensor:
+        canvas, parents = canvas.detach(), parents.detach()
         w = [t.detach() for t in w]
-        g_canvas = torch.zeros_like(canvas)
+        g_canvas, g_parents = torch.zeros_like(canvas), torch.zeros_like(parents)
         g_w = [torch.zeros_like(t) for t in w]
         total = canvas.new_zeros(())
         rows = canvas.shape[-2] - 2
         for r0 in range(0, rows, BAND_ROWS):
             r1 = min(rows, r0 + BAND_ROWS)
-            total += _band_bits(canvas[..., r0: r1 + 2, :], valid[..., r0:r1, :], w, g_canvas[..., r0: r1 + 2, :], g_w)
-        ctx.save_for_backward(g_canvas, *g_w)
+            p = (parents[..., r0: r1 + 2, :], g_parents[..., r0: r1 + 2, :]) if parents.numel() else (None, None)
+            total += _band_bits(canvas[..., r0: r1 + 2, :], valid[..., r0:r1, :], w, g_canvas[..., r0: r1 + 2, :], g_w,
+                                *p)
+        ctx.save_for_backward(g_canvas, g_parents, *g_w)
         return total
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
-        g_canvas, *g_w = ctx.saved_tensors
-        return (g_canvas * grad, None, *(g * grad for g in g_w))
+        g_canvas, g_parents, *g_w = ctx.saved_tensors
+        return (g_canvas * grad, g_parents * grad if g_parents.numel() else None, None, *(g * grad for g in g_w))
 
 
 def _up_kernel() -> torch.Tensor:
@@ -468,6 +484,13 @@ class Canvas:
         else:
             rows[0] = rows[0][..., : self.height, :]
         return torch.cat(rows, dim=-2)
+
+    def parents(self, latents: list[torch.Tensor]) -> torch.Tensor:
+        """The canvas of every latent's parent: grid ``i`` at ``(r, c)`` holds grid ``i + 1`` at
+        ``(r // 2, c // 2)`` (nearest-neighbour x2, cropped); the coarsest grid's parents are 0."""
+        ups = [y.repeat_interleave(2, -2).repeat_interleave(2, -1)[..., : x.shape[-2], : x.shape[-1]]
+               for x, y in zip(latents, latents[1:])]
+        return self.place(ups + [torch.zeros_like(latents[-1])])
 
     def mask(self, device) -> torch.Tensor:
         m = torch.zeros(1, 1, self.height, self.width, device=device)
@@ -615,19 +638,26 @@ def entropy_indexes(mu: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarr
 
 
 class _Wavefront:
-    """Decoding order of the latents: pass ``c + 3 r`` of every grid, then grid, then row."""
+    """Decoding order of the latents: pass ``c + 3 r`` of every grid, then grid, then row.
 
-    def __init__(self, sizes: list[tuple[int, int]]) -> None:
-        base, flats, grids, passes, rows = 0, [], [], [], []
+    ``parent``: the entropy model also reads each latent's parent (grid ``g + 1`` at ``(r // 2,
+    c // 2)``), so grid ``g`` runs ``n - 1 - g`` passes behind: a parent's pass
+    ``c // 2 + 3 (r // 2) + lag_{g+1}`` then always comes before its child's ``c + 3 r + lag_g``,
+    and the number of passes grows by ``n - 1`` only."""
+
+    def __init__(self, sizes: list[tuple[int, int]], parent: bool = False) -> None:
+        base, flats, grids, passes, rows, cols = 0, [], [], [], [], []
         self.bases, self.widths = [], []
+        n = len(sizes)
         for g, (h, w) in enumerate(sizes):
             r, c = np.divmod(np.arange(h * w, dtype=np.int64), w)
             self.bases.append(base)
             self.widths.append(w + 4)
             flats.append(base + (r + 2) * (w + 4) + c + 2)
-            passes.append(c + _WAVE * r)
+            passes.append(c + _WAVE * r + ((n - 1 - g) if parent else 0))
             grids.append(np.full(h * w, g, np.int64))
             rows.append(r)
+            cols.append(c)
             base += (h + 2) * (w + 4)
         self.size = base
         grid, pas, row = np.concatenate(grids), np.concatenate(passes), np.concatenate(rows)
@@ -637,11 +667,17 @@ class _Wavefront:
         self.grid = grid[self.order]
         self.passes = pas[self.order]
         self.offsets = np.array([[dr * wp + dc for dr, dc in CONTEXT] for wp in self.widths], np.int64)
+        self.parent = None
+        if parent:  # the parent's place in the buffer; the coarsest grid reads a padding cell (always 0)
+            up = [self.bases[g + 1] + (r // 2 + 2) * self.widths[g + 1] + c // 2 + 2
+                  for g, (r, c) in enumerate(zip(rows[:-1], cols[:-1]))]
+            self.parent = np.concatenate(up + [np.full(rows[-1].size, self.bases[-1], np.int64)])[self.order]
         self.bounds = np.flatnonzero(np.diff(self.passes)) + 1
         self.bounds = np.concatenate([[0], self.bounds, [self.passes.size]])
 
     def ctx_index(self, a: int, b: int) -> np.ndarray:
-        return self.flat[a:b, None] + self.offsets[self.grid[a:b]]
+        idx = self.flat[a:b, None] + self.offsets[self.grid[a:b]]
+        return idx if self.parent is None else np.concatenate([idx, self.parent[a:b, None]], axis=1)
 
 
 @contextmanager
@@ -665,7 +701,9 @@ class OverfitCodec:
 
     ``preset`` (``"fast"``, ``"medium"``, ``"slow"``) sets the decoder size and the fitting budget;
     ``iterations`` overrides the budget (tests and benchmarks use it). ``seed`` makes encoding
-    reproducible. The environment variable ``GLOCAL_CODEC_OVERFIT_ITERATIONS`` sets the default
+    reproducible. ``parent_context``: the entropy model also reads each latent's parent in the
+    next coarser grid (:attr:`OverfitArch.parent`, params version 3); off by default, because at
+    the ``fast`` budget it did not pay (docs/overfit.md: +0.45 % loss on 11 fits). The environment variable ``GLOCAL_CODEC_OVERFIT_ITERATIONS`` sets the default
     budget of codecs built without ``iterations`` (so a test suite can make every encode short,
     subprocesses included).
     """
@@ -679,13 +717,14 @@ class OverfitCodec:
     presets: tuple[str, ...] = tuple(PRESETS)  # the default ("fast") first
 
     def __init__(self, preset: str = "fast", iterations: int | None = None, seed: int = 0,
-                 device: str | torch.device | None = None) -> None:
+                 device: str | torch.device | None = None, parent_context: bool = False) -> None:
         if preset not in PRESETS:
             raise ValueError(f"overfit: preset must be one of {sorted(PRESETS)}, got {preset!r}")
         self.preset = preset
         env = os.environ.get("GLOCAL_CODEC_OVERFIT_ITERATIONS")
         self._iterations = iterations if iterations is not None else (int(env) if env else None)
         self.seed = seed
+        self.parent_context = bool(parent_context)
         self.device = torch.device(device) if device is not None else torch.device("cpu")
         #: largest tile side of pictures fitted in tiles (:data:`TILE`; tests make it small)
         self.tile = TILE
@@ -703,7 +742,8 @@ class OverfitCodec:
     def with_preset(self, name: str) -> "OverfitCodec":
         """This codec at another preset (same seed and device; the iteration budget follows the
         preset unless this instance's was set explicitly)."""
-        other = OverfitCodec(preset=name, iterations=self._iterations, seed=self.seed, device=self.device)
+        other = OverfitCodec(preset=name, iterations=self._iterations, seed=self.seed, device=self.device,
+                             parent_context=self.parent_context)
         other.tile = self.tile
         return other
 
@@ -726,7 +766,8 @@ class OverfitCodec:
         p = PRESETS[self.preset]
         self._check_quality(quality)
         # the weight bits are placeholders here: :meth:`_code` chooses them by measurement
-        return OverfitArch(default_grids(h, w), p.synth_width, p.arm_width, p.n_res, 8, 8)
+        n = default_grids(h, w)
+        return OverfitArch(n, p.synth_width, p.arm_width, p.n_res, 8, 8, int(self.parent_context and n > 1))
 
     # -- encoding (fitting) ------------------------------------------------------------------
     def encode(self, x: torch.Tensor, quality: int, *, progress: Callable[..., None] | None = None) -> Payload:
@@ -802,7 +843,7 @@ class OverfitCodec:
                 yq = [_noisy_round(y, temp, a) for y in lat]
             x_hat = syn(pyramid(yq))
             mse = F.mse_loss(x_hat, img)
-            bits = am.canvas_bits(canvas.place(yq), valid)
+            bits = am.canvas_bits(canvas.place(yq), valid, canvas.parents(yq) if arch.parent else None)
             loss = bits / npix + lam * mse
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -842,7 +883,7 @@ class OverfitCodec:
             arm_t = [t.clamp(-_W_MAX, _W_MAX) if t.dim() >= 2 else t.clamp(-_B_MAX, _B_MAX) for t in arm.tensors()]
             syn_t = [t.clamp(-_W_MAX, _W_MAX) if t.dim() >= 2 else t.clamp(-_B_MAX, _B_MAX) for t in synth.tensors()]
         sizes = [tuple(y.shape[-2:]) for y in latents]
-        wf = _Wavefront(sizes)
+        wf = _Wavefront(sizes, bool(arch.parent))
         raster = torch.cat([y.reshape(-1) for y in latents]).numpy().astype(np.int64)
         buf = np.zeros(wf.size, np.int64)
         values = raster[wf.order]
@@ -921,7 +962,7 @@ class OverfitCodec:
             w_arm, w_syn = self._networks(arch, s_arm, s_syn)
             th, tw = y1 - y0, x1 - x0
             latents = [torch.from_numpy(g.astype(np.float64)).reshape(1, 1, *g.shape)
-                       for g in _decode_latents(grid_sizes(th, tw, arch.n_grids), s_lat, w_arm)]
+                       for g in _decode_latents(grid_sizes(th, tw, arch.n_grids), s_lat, w_arm, arch.parent)]
             with _threads_for(th * tw, torch.device("cpu")):
                 x = synth_fixed(pyramid(latents, fixed=True), w_syn, arch.n_res)
             x = (x.clamp(0, _ONE) * (1 / _ONE)).float()
@@ -941,7 +982,7 @@ class OverfitCodec:
         for k, ((y0, y1, x0, x1), arch) in enumerate(tiles):
             s_arm, s_syn, s_lat = payload.streams[3 * k: 3 * k + 3]
             w_arm, _ = self._networks(arch, s_arm, s_syn)
-            out += _decode_latents(grid_sizes(y1 - y0, x1 - x0, arch.n_grids), s_lat, w_arm)
+            out += _decode_latents(grid_sizes(y1 - y0, x1 - x0, arch.n_grids), s_lat, w_arm, arch.parent)
         return out
 
 
@@ -957,9 +998,11 @@ def _tile_progress(progress: Callable[..., None], k: int, n: int) -> Callable[..
     return part
 
 
-def _decode_latents(sizes: list[tuple[int, int]], data: bytes, w_arm: list[np.ndarray]) -> list[np.ndarray]:
-    """Wavefront decoding of the latent grids: one vectorised pass per band ``c + 3 r``."""
-    wf = _Wavefront(sizes)
+def _decode_latents(sizes: list[tuple[int, int]], data: bytes, w_arm: list[np.ndarray],
+                    parent: int = 0) -> list[np.ndarray]:
+    """Wavefront decoding of the latent grids: one vectorised pass per band ``c + 3 r`` (plus the
+    grid's lag when the entropy model reads the coarser grid, see :class:`_Wavefront`)."""
+    wf = _Wavefront(sizes, bool(parent))
     buf = np.zeros(wf.size, np.int64)
     dec = LaplacePassDecoder(data)
     for a, b in zip(wf.bounds[:-1].tolist(), wf.bounds[1:].tolist()):

@@ -8,23 +8,31 @@ Layout, version 1 (a picture fitted whole): a version byte, then varints ``n_gri
 (2-16, the weight bits the encoder chose per network). Version 2 (a large picture fitted tile by
 tile, :func:`glocal_codec.engine.tiling.tile_boxes`): the version byte, varints ``tile`` (the
 largest tile side, 16-65536) and ``n_tiles`` (2-65536), then each tile's six fields as above,
-in the order of the tiles. Every range is checked before anything is allocated.
+in the order of the tiles. Version 3 (an entropy model that also reads the coarser grid, see
+:attr:`OverfitArch.parent`): the version byte, varints ``tile`` (0 = fitted whole, else as in
+version 2) and ``n_tiles`` (1 when fitted whole), then each tile's six fields and ``parent``
+(0-1). Files without the coarser-grid context keep versions 1 and 2. Every range is checked
+before anything is allocated.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..bitstream.errors import CorruptStreamError
 from ..bitstream.fields import check_end, check_version, pack_fields, read_fields
 
-__all__ = ["CONTEXT", "OverfitArch", "PRESET_SHAPES", "TILED_VERSION", "file_facts", "pack_params", "parse_params",
-           "VERSION"]
+__all__ = ["CONTEXT", "OverfitArch", "PARENT_VERSION", "PRESET_SHAPES", "TILED_VERSION", "file_facts", "pack_params",
+           "parse_params", "VERSION"]
 
 VERSION = 1
 #: ``params`` version of a picture fitted in tiles.
 TILED_VERSION = 2
+#: ``params`` version of files whose entropy model reads the coarser grid (whole or tiled).
+PARENT_VERSION = 3
 _ARCH_FIELDS = [("n_grids", 1, 8), ("synth_width", 1, 64), ("arm_width", 1, 64), ("n_res", 0, 4),
                 ("arm_bits", 2, 16), ("synth_bits", 2, 16)]
+_PARENT_FIELDS = _ARCH_FIELDS + [("parent", 0, 1)]
 #: Causal context (row, column offsets) of the entropy model in the latent's own grid.
 CONTEXT = ((-2, -2), (-2, -1), (-2, 0), (-2, 1), (-2, 2), (-1, -2), (-1, -1), (-1, 0), (-1, 1), (-1, 2),
            (0, -2), (0, -1))
@@ -43,12 +51,19 @@ class OverfitArch:
     n_res: int
     arm_bits: int
     synth_bits: int
+    #: 1: the entropy model also reads the latent's *parent*, the value at ``(r // 2, c // 2)`` of
+    #: the next coarser grid (zero for the coarsest), a 13th context value. The grids then decode
+    #: coarsest first, each lagging one wavefront pass behind the next coarser one.
+    parent: int = 0
 
     def to_bytes(self) -> bytes:
+        if self.parent:
+            return pack_fields(PARENT_VERSION, [0, 1, *self.fields(), self.parent])
         return pack_fields(VERSION, self.fields())
 
     @classmethod
     def from_bytes(cls, data: bytes) -> "OverfitArch":
+        """A version-1 ``params`` (one architecture, no coarser-grid context)."""
         f, pos = read_fields(data, check_version(data, VERSION), _ARCH_FIELDS)
         check_end(data, pos)
         return cls(**f)
@@ -56,9 +71,13 @@ class OverfitArch:
     def fields(self) -> list[int]:
         return [self.n_grids, self.synth_width, self.arm_width, self.n_res, self.arm_bits, self.synth_bits]
 
+    def context_size(self) -> int:
+        """Inputs of the entropy model: the causal neighbours, plus the parent when ``parent``."""
+        return len(CONTEXT) + self.parent
+
     def arm_shapes(self) -> list[tuple[int, ...]]:
         a = self.arm_width
-        return [(a, len(CONTEXT)), (a,), (a, a), (a,), (2, a), (2,)]
+        return [(a, self.context_size()), (a,), (a, a), (a,), (2, a), (2,)]
 
     def synth_shapes(self) -> list[tuple[int, ...]]:
         c = self.synth_width
@@ -69,11 +88,14 @@ class OverfitArch:
 
     def macs_per_pixel(self) -> float:
         a, c = self.arm_width, self.synth_width
-        return self.n_grids * c + 3 * c + 162 * self.n_res + 4 / 3 * (len(CONTEXT) * a + a * a + 2 * a)
+        return self.n_grids * c + 3 * c + 162 * self.n_res + 4 / 3 * (self.context_size() * a + a * a + 2 * a)
 
 
 def pack_params(archs: list[OverfitArch], tile: int = 0) -> bytes:
-    """``params`` of a picture fitted whole (``tile == 0``: one architecture, version 1) or in tiles."""
+    """``params`` of a picture fitted whole (``tile == 0``: one architecture, version 1) or in tiles
+    (version 2); version 3 when an entropy model reads the coarser grid."""
+    if any(a.parent for a in archs):
+        return pack_fields(PARENT_VERSION, [tile, len(archs)] + [v for a in archs for v in (*a.fields(), a.parent)])
     if not tile:
         (arch,) = archs
         return arch.to_bytes()
@@ -83,6 +105,17 @@ def pack_params(archs: list[OverfitArch], tile: int = 0) -> bytes:
 def parse_params(data: bytes) -> tuple[int, list[OverfitArch]]:
     """``(tile, architectures)``: ``tile`` 0 and one architecture for a picture fitted whole,
     else the largest tile side and one architecture per tile."""
+    if data[:1] == bytes([PARENT_VERSION]):
+        head, pos = read_fields(data, 1, [("tile", 0, 1 << 16), ("n_tiles", 1, 1 << 16)])
+        whole = head["tile"] == 0
+        if whole != (head["n_tiles"] == 1) or (not whole and head["tile"] < 16):
+            raise CorruptStreamError(f"overfit params: {head['n_tiles']} tile(s) of side {head['tile']}")
+        archs = []
+        for _ in range(head["n_tiles"]):
+            f, pos = read_fields(data, pos, _PARENT_FIELDS)
+            archs.append(OverfitArch(**f))
+        check_end(data, pos)
+        return head["tile"], archs
     if data[:1] != bytes([TILED_VERSION]):
         return 0, [OverfitArch.from_bytes(data)]
     head, pos = read_fields(data, 1, [("tile", 16, 1 << 16), ("n_tiles", 2, 1 << 16)])
@@ -105,8 +138,9 @@ def file_facts(params: bytes) -> dict[str, str]:
     a = archs[0]
     shape = (a.synth_width, a.arm_width, a.n_res)
     preset = next((n for n, v in PRESET_SHAPES.items() if v == shape), "custom")
+    ctx = f"{a.context_size()} context values" + (" (with the coarser grid's)" if a.parent else "")
     return {"decoder": (f"{a.n_grids} latent grids, synthesis {a.synth_width} wide + {a.n_res} residual "
-                        f"block(s), entropy model {a.arm_width} wide; {a.macs_per_pixel():.0f} MACs/pixel"),
+                        f"block(s), entropy model {a.arm_width} wide, {ctx}; {a.macs_per_pixel():.0f} MACs/pixel"),
             "network bits": f"entropy model {_span(t.arm_bits for t in archs)}, synthesis "
                             f"{_span(t.synth_bits for t in archs)}",
             "preset": preset,
