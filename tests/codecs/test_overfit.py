@@ -236,13 +236,21 @@ def test_coarser_grid_context_round_trip(crop: torch.Tensor, monkeypatch: pytest
 
 
 def test_params_versions_round_trip_and_bad_v3_is_refused() -> None:
+    """Version 1 (whole) and 2 (tiles) are the plain weight streams of older files; version 3 the
+    compact ones, with or without the coarser-grid context."""
     from glocal_codec.codecs.overfit_header import pack_params, parse_params
 
     a = OverfitArch(7, 16, 16, 1, 6, 7)
-    b = replace(a, parent=1)
-    for archs, tile in [([a], 0), ([a, a], 1024), ([b], 0), ([b, b], 1024), ([a, b], 1024)]:
+    c = replace(a, compact=1)
+    b = replace(c, parent=1)
+    for archs, tile in [([a], 0), ([a, a], 1024), ([c], 0), ([b], 0), ([b, b], 1024), ([c, b], 1024)]:
         assert parse_params(pack_params(archs, tile)) == (tile, archs)
-    assert pack_params([a])[0] == 1 and pack_params([a, a], 1024)[0] == 2 and pack_params([b])[0] == 3
+    assert [pack_params(*x)[0] for x in [([a],), ([a, a], 1024), ([c],), ([b],)]] == [1, 2, 3, 3]
+    assert OverfitArch.from_bytes(b.to_bytes()) == b
+    with pytest.raises(ValueError):
+        pack_params([a, c], 1024)  # one weight format per file
+    with pytest.raises(ValueError):
+        pack_params([replace(a, parent=1)])  # the parent context exists in version 3 only
     with pytest.raises(CorruptStreamError, match="tile"):
         parse_params(bytes([3, 0, 2]) + bytes(pack_params([b])[3:]) * 2)  # fitted whole, yet two tiles
     with pytest.raises(LimitError, match="parent"):
@@ -422,15 +430,15 @@ def test_info_shows_the_decoder_and_preset_without_torch(crop: torch.Tensor, tmp
 def test_large_pictures_are_fitted_in_tiles_and_decode_from_the_file(crop: torch.Tensor, tmp_path: Path) -> None:
     """A picture of more than tile**2 pixels is fitted tile by tile (bounded memory); the file says
     so, decodes bit-exactly, and damaged tile headers are clear errors."""
-    from glocal_codec.codecs.overfit_header import TILED_VERSION, parse_params
+    from glocal_codec.codecs.overfit_header import PARENT_VERSION, parse_params
 
     codec = OverfitCodec(iterations=60)
     codec.tile = 32  # 64 x 80 -> 2 x 3 tiles of 32 x 26-27
     tiled = codec.encode(crop, 3)
     tile, archs = parse_params(tiled.params)
-    assert tiled.params[0] == TILED_VERSION and tile == 32 and len(archs) == 6 and len(tiled.streams) == 18
+    assert tiled.params[0] == PARENT_VERSION and tile == 32 and len(archs) == 6 and len(tiled.streams) == 18
     whole = OverfitCodec(iterations=60).encode(crop, 3)
-    assert whole.params[0] == 1 and len(whole.streams) == 3  # below tile**2 pixels: fitted whole, version 1
+    assert whole.params[:3] == bytes([PARENT_VERSION, 0, 1]) and len(whole.streams) == 3  # below tile**2: whole
     x = codec.decode(tiled)
     assert x.shape == crop.shape and psnr(x, crop) > 20
     torch.set_num_threads(1)
@@ -448,7 +456,7 @@ def test_large_pictures_are_fitted_in_tiles_and_decode_from_the_file(crop: torch
     assert info.bpp == 8 * len(data) / (64 * 80)
     assert info.details["tiles"].startswith("6, fitted one by one")
     # a header for another number of tiles, or missing streams: clear errors, nothing decoded
-    bad = bytes([TILED_VERSION, 32, 2]) + tiled.params[3:]
+    bad = bytes([PARENT_VERSION, 32, 2]) + tiled.params[3:]
     with pytest.raises(BitstreamError):
         codec.decode(Payload(tiled.shape, tiled.quality, bad, tiled.streams))
     with pytest.raises(CorruptStreamError, match="streams"):

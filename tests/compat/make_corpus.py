@@ -77,6 +77,7 @@ def main() -> int:
         wrote.append(f"{stem.name}.glc ({len(data)} bytes)")
     wrote += _strip_files()
     wrote += _tiled_files()
+    wrote += _overfit_v3_files()
     print("\n".join(wrote) or "nothing to add")
     return 0
 
@@ -123,6 +124,28 @@ def _tiled_files() -> list[str]:
     stem.with_suffix(".glc").write_bytes(data)
     np.savez_compressed(stem.with_suffix(".npz"), pixels=to_uint8(gc.decode_tensor(data)))
     return [f"{stem.name}.glc ({len(data)} bytes)"]
+
+
+def _overfit_v3_files() -> list[str]:
+    """``overfit-v3-00000000.glc`` (compact weight streams, ``overfit`` params version 3) and
+    ``overfit-v3-parent-tiled-00000000.glc`` (the same, with the coarser-grid context, in 16-pixel
+    tiles), so version 3 stays frozen too."""
+    import glocal_codec as gc
+    from glocal_codec.codecs.overfit import OverfitCodec
+
+    wrote = []
+    for name, parent, tile in [("overfit-v3-00000000", False, None), ("overfit-v3-parent-tiled-00000000", True, 16)]:
+        stem = HERE / name
+        if stem.with_suffix(".glc").exists():
+            continue
+        codec = OverfitCodec(iterations=50, parent_context=parent)
+        if tile:
+            codec.tile = tile
+        data = gc.encode(synthetic_image(), codec=codec, quality=codec.default_quality)
+        stem.with_suffix(".glc").write_bytes(data)
+        np.savez_compressed(stem.with_suffix(".npz"), pixels=to_uint8(gc.decode_tensor(data)))
+        wrote.append(f"{stem.name}.glc ({len(data)} bytes)")
+    return wrote
 
 
 if __name__ == "__main__":

@@ -30,13 +30,15 @@ residual blocks, ~4/3 latents per pixel): ``L*C + 3*C + 162*R + 4/3*(12*A + A*A 
 Bitstream
 ---------
 ``params``: version byte + varints (:mod:`.overfit_header`, ranges checked on read, before
-anything is allocated). Pictures of more than ``TILE**2`` pixels are fitted tile by tile (at most
-:data:`TILE` a side, near-equal sizes, :func:`glocal_codec.engine.tiling.tile_boxes`), each tile
-with its own networks and latents, so fitting memory is bounded by a tile (params version 2: the
-tile side and one architecture per tile; three streams per tile, in tile order; tiles meet at
-seams the fit does not see). Streams: 0 = ARM weights, 1 = synthesis weights (both through
-:func:`glocal_codec.entropy.params.encode_tensors`: per-output-channel steps, range coded,
-biases float16), 2 = the latents, range coded by :class:`glocal_codec.entropy.laplace.LaplaceCoder`
+anything is allocated); the encoder writes version 3 (the tile side, 0 when fitted whole, and
+one architecture per tile), versions 1 (whole) and 2 (tiles) are older files' and still decode.
+Pictures of more than ``TILE**2`` pixels are fitted tile by tile (at most :data:`TILE` a side,
+near-equal sizes, :func:`glocal_codec.engine.tiling.tile_boxes`), each tile with its own networks
+and latents, so fitting memory is bounded by a tile (three streams per tile, in tile order; tiles
+meet at seams the fit does not see). Streams: 0 = ARM weights, 1 = synthesis weights (both
+through :func:`glocal_codec.entropy.params.encode_tensors`: per-output-channel steps, range coded,
+biases float16; version 3 in the ``compact`` form, a one-byte step per channel: ~230 bytes less
+per file than versions 1-2), 2 = the latents, range coded by :class:`glocal_codec.entropy.laplace.LaplaceCoder`
 in wavefront order: position ``(r, c)`` of every grid belongs to pass ``c + 3 r``, whose context
 is all decoded by then, so the decoder runs one vectorised pass per anti-diagonal band (about
 ``W + 3 H`` passes for all grids together), never a Python loop per latent.
@@ -767,7 +769,7 @@ class OverfitCodec:
         self._check_quality(quality)
         # the weight bits are placeholders here: :meth:`_code` chooses them by measurement
         n = default_grids(h, w)
-        return OverfitArch(n, p.synth_width, p.arm_width, p.n_res, 8, 8, int(self.parent_context and n > 1))
+        return OverfitArch(n, p.synth_width, p.arm_width, p.n_res, 8, 8, int(self.parent_context and n > 1), compact=1)
 
     # -- encoding (fitting) ------------------------------------------------------------------
     def encode(self, x: torch.Tensor, quality: int, *, progress: Callable[..., None] | None = None) -> Payload:
@@ -892,9 +894,9 @@ class OverfitCodec:
         coder = LaplaceCoder()
         best = None
         for bits in BIT_CHOICES:  # the ARM: its bytes + the latents' bits under it
-            s_arm = encode_tensors(arm_t, bits)
+            s_arm = encode_tensors(arm_t, bits, compact=bool(arch.compact))
             # the decoder's own view of the ARM: what it will read back from the file
-            w_arm = _arm_matrices(_fix_weights(decode_tensors(s_arm, arch.arm_shapes(), bits)))
+            w_arm = _arm_matrices(_fix_weights(decode_tensors(s_arm, arch.arm_shapes(), bits, bool(arch.compact))))
             m0, f, j = entropy_indexes(*arm_fixed(ctx, w_arm))
             cost = 8 * len(s_arm) + coder.ideal_bits(values - m0, j, f)
             if best is None or cost < best[0]:
@@ -906,8 +908,8 @@ class OverfitCodec:
         npix = ref.shape[-1] * ref.shape[-2]
         best = None
         for bits in BIT_CHOICES:  # the synthesis: its bytes + lambda * the decoded image's error
-            s_syn = encode_tensors(syn_t, bits)
-            w_syn = _fix_weights(decode_tensors(s_syn, arch.synth_shapes(), bits))
+            s_syn = encode_tensors(syn_t, bits, compact=bool(arch.compact))
+            w_syn = _fix_weights(decode_tensors(s_syn, arch.synth_shapes(), bits, bool(arch.compact)))
             x = synth_fixed(feat, w_syn, arch.n_res).clamp(0, _ONE) * (1 / _ONE)
             cost = 8 * len(s_syn) + lam * float(((x - ref) ** 2).mean()) * npix
             if best is None or cost < best[0]:
@@ -949,8 +951,8 @@ class OverfitCodec:
 
     @staticmethod
     def _networks(arch: OverfitArch, s_arm: bytes, s_syn: bytes) -> tuple[list[np.ndarray], list[torch.Tensor]]:
-        w_arm = _arm_matrices(_fix_weights(decode_tensors(s_arm, arch.arm_shapes(), arch.arm_bits)))
-        w_syn = _fix_weights(decode_tensors(s_syn, arch.synth_shapes(), arch.synth_bits))
+        w_arm = _arm_matrices(_fix_weights(decode_tensors(s_arm, arch.arm_shapes(), arch.arm_bits, bool(arch.compact))))
+        w_syn = _fix_weights(decode_tensors(s_syn, arch.synth_shapes(), arch.synth_bits, bool(arch.compact)))
         return w_arm, w_syn
 
     @torch.inference_mode()

@@ -8,11 +8,12 @@ Layout, version 1 (a picture fitted whole): a version byte, then varints ``n_gri
 (2-16, the weight bits the encoder chose per network). Version 2 (a large picture fitted tile by
 tile, :func:`glocal_codec.engine.tiling.tile_boxes`): the version byte, varints ``tile`` (the
 largest tile side, 16-65536) and ``n_tiles`` (2-65536), then each tile's six fields as above,
-in the order of the tiles. Version 3 (an entropy model that also reads the coarser grid, see
-:attr:`OverfitArch.parent`): the version byte, varints ``tile`` (0 = fitted whole, else as in
-version 2) and ``n_tiles`` (1 when fitted whole), then each tile's six fields and ``parent``
-(0-1). Files without the coarser-grid context keep versions 1 and 2. Every range is checked
-before anything is allocated.
+in the order of the tiles. Version 3 (what the encoder writes since 2026-12-05): the version byte,
+varints ``tile`` (0 = fitted whole, else as in version 2) and ``n_tiles`` (1 when fitted whole),
+then each tile's six fields and ``parent`` (0-1, :attr:`OverfitArch.parent`); its weight streams are
+:func:`glocal_codec.entropy.params.encode_tensors`'s ``compact`` form (one byte per channel's
+step instead of five). Versions 1 and 2 still decode. Every range is checked before anything is
+allocated.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ __all__ = ["CONTEXT", "OverfitArch", "PARENT_VERSION", "PRESET_SHAPES", "TILED_V
 VERSION = 1
 #: ``params`` version of a picture fitted in tiles.
 TILED_VERSION = 2
-#: ``params`` version of files whose entropy model reads the coarser grid (whole or tiled).
+#: ``params`` version of compact weight streams and the optional coarser-grid context (whole or tiled).
 PARENT_VERSION = 3
 _ARCH_FIELDS = [("n_grids", 1, 8), ("synth_width", 1, 64), ("arm_width", 1, 64), ("n_res", 0, 4),
                 ("arm_bits", 2, 16), ("synth_bits", 2, 16)]
@@ -55,18 +56,20 @@ class OverfitArch:
     #: the next coarser grid (zero for the coarsest), a 13th context value. The grids then decode
     #: coarsest first, each lagging one wavefront pass behind the next coarser one.
     parent: int = 0
+    #: 1: the weight streams are in the compact form (params version 3; not a field of its own)
+    compact: int = 0
 
     def to_bytes(self) -> bytes:
-        if self.parent:
-            return pack_fields(PARENT_VERSION, [0, 1, *self.fields(), self.parent])
-        return pack_fields(VERSION, self.fields())
+        """The ``params`` of a picture fitted whole with this architecture."""
+        return pack_params([self])
 
     @classmethod
     def from_bytes(cls, data: bytes) -> "OverfitArch":
-        """A version-1 ``params`` (one architecture, no coarser-grid context)."""
-        f, pos = read_fields(data, check_version(data, VERSION), _ARCH_FIELDS)
-        check_end(data, pos)
-        return cls(**f)
+        """The architecture of a picture fitted whole (``params`` version 1 or 3)."""
+        tile, archs = parse_params(data)
+        if tile:
+            raise CorruptStreamError("overfit params: a tiled picture, not one architecture")
+        return archs[0]
 
     def fields(self) -> list[int]:
         return [self.n_grids, self.synth_width, self.arm_width, self.n_res, self.arm_bits, self.synth_bits]
@@ -92,13 +95,18 @@ class OverfitArch:
 
 
 def pack_params(archs: list[OverfitArch], tile: int = 0) -> bytes:
-    """``params`` of a picture fitted whole (``tile == 0``: one architecture, version 1) or in tiles
-    (version 2); version 3 when an entropy model reads the coarser grid."""
-    if any(a.parent for a in archs):
+    """``params`` of a picture fitted whole (``tile == 0``: one architecture) or in tiles: version 3
+    for compact weight streams, else version 1 (whole) or 2 (tiles; the encoder's format until
+    2026-12-05, kept for tests of old files)."""
+    if any(a.compact for a in archs):
+        if not all(a.compact for a in archs):
+            raise ValueError("overfit params: compact and plain weight streams cannot share a file")
         return pack_fields(PARENT_VERSION, [tile, len(archs)] + [v for a in archs for v in (*a.fields(), a.parent)])
+    if any(a.parent for a in archs):
+        raise ValueError("overfit params: the coarser-grid context needs the compact form (version 3)")
     if not tile:
         (arch,) = archs
-        return arch.to_bytes()
+        return pack_fields(VERSION, arch.fields())
     return pack_fields(TILED_VERSION, [tile, len(archs)] + [v for a in archs for v in a.fields()])
 
 
@@ -113,11 +121,13 @@ def parse_params(data: bytes) -> tuple[int, list[OverfitArch]]:
         archs = []
         for _ in range(head["n_tiles"]):
             f, pos = read_fields(data, pos, _PARENT_FIELDS)
-            archs.append(OverfitArch(**f))
+            archs.append(OverfitArch(**f, compact=1))
         check_end(data, pos)
         return head["tile"], archs
     if data[:1] != bytes([TILED_VERSION]):
-        return 0, [OverfitArch.from_bytes(data)]
+        f, pos = read_fields(data, check_version(data, VERSION), _ARCH_FIELDS)
+        check_end(data, pos)
+        return 0, [OverfitArch(**f)]
     head, pos = read_fields(data, 1, [("tile", 16, 1 << 16), ("n_tiles", 2, 1 << 16)])
     archs = []
     for _ in range(head["n_tiles"]):
