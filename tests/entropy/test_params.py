@@ -118,3 +118,55 @@ def test_non_finite_weights_are_refused() -> None:
     emb[at : at + 4] = struct.pack("<f", 3e38)
     with pytest.raises(CorruptStreamError, match="non-finite"):
         decode_embedding(bytes(emb), (2, 3, 2, 2), 8)
+
+
+@pytest.mark.parametrize("bits", [2, 6, 8, 16])
+def test_compact_form_round_trip_and_side_information(bits: int) -> None:
+    """``compact``: one signed byte of step code per output channel and one scale index per
+    tensor (instead of a float32 step and an index per channel); steps ``2**(e/8)`` decoded from
+    a table of exact float32 values, at most 2**(1/16) off the plain form's."""
+    import numpy as np
+
+    from glocal_codec.entropy.params import compact_step
+
+    ts = _tensors()
+    shapes = [t.shape for t in ts]
+    plain, compact = encode_tensors(ts, bits), encode_tensors(ts, bits, compact=True)
+    channels = sum(t.shape[0] for t in ts if t.dim() >= 2)
+    mats = sum(1 for t in ts if t.dim() >= 2)
+    # side information: 5 bytes per channel -> 1 per channel + 1 per tensor (the symbols may differ a little)
+    assert len(plain) - len(compact) >= 4 * channels - mats - 16
+    back = decode_tensors(compact, shapes, bits, compact=True)
+    for t, b in zip(ts, back):
+        assert b.shape == t.shape
+        if t.dim() < 2:
+            assert torch.equal(b, t.half().float())
+            continue
+        rows, amax = t.reshape(t.shape[0], -1), t.reshape(t.shape[0], -1).abs().amax(1)
+        levels = (1 << (bits - 1)) - 1
+        err = (b.reshape(rows.shape) - rows).abs().amax(1)
+        step_plain = (amax / levels).clamp_min(2.0**-16)
+        assert (err <= step_plain * 2 ** (1 / 16) / 2 + 1e-7).all()  # half a step, the step within 2^(1/16)
+    e = np.arange(-128, 128)
+    assert np.array_equal(compact_step(e), (2.0 ** (e / 8)).astype(np.float32))  # correctly rounded, any machine
+
+
+def test_compact_form_damaged_streams_are_bitstream_errors() -> None:
+    ts = _tensors()
+    shapes = [t.shape for t in ts]
+    data = encode_tensors(ts, 8, compact=True)
+    with pytest.raises(CorruptStreamError, match="holds"):
+        decode_tensors(data, shapes[:-1], 8, compact=True)
+    for n in (0, 1, 5, len(data) // 2, len(data) - 1):
+        try:
+            out = decode_tensors(data[:n], shapes, 8, compact=True)
+        except BitstreamError:
+            continue
+        assert [o.shape for o in out] == shapes
+    from glocal_codec.bitstream.varint import decode_varint
+
+    _, pos = decode_varint(data, 0, "count")
+    bad = bytearray(data)
+    bad[pos + 16] = 255  # the first tensor's scale index (after its 16 step codes), past the table
+    with pytest.raises(CorruptStreamError, match="scale index"):
+        decode_tensors(bytes(bad), shapes, 8, compact=True)
