@@ -176,7 +176,8 @@ def _decode_outcome(codec: str, kind: str, data: bytes) -> tuple[str, str, str]:
 LAYOUTS = {"overfit-tiled": HERE.parent / "tests" / "compat" / "overfit-tiled-00000000.glc",
            # params version 3 (compact weight streams), fitted whole / in tiles with the coarser-grid context
            "overfit-v3": HERE.parent / "tests" / "compat" / "overfit-v3-00000000.glc",
-           "overfit-v3-parent-tiled": HERE.parent / "tests" / "compat" / "overfit-v3-parent-tiled-00000000.glc"}
+           "overfit-v3-parent-tiled": HERE.parent / "tests" / "compat" / "overfit-v3-parent-tiled-00000000.glc",
+           "overfit-v4-learned-up": HERE.parent / "tests" / "compat" / "overfit-v4-learned-up-00000000.glc"}
 
 
 def base_files(names: list[str]) -> dict[str, bytes]:

@@ -235,6 +235,25 @@ def test_coarser_grid_context_round_trip(crop: torch.Tensor, monkeypatch: pytest
     assert psnr(codec.decode(p), crop) > 25.0
 
 
+def test_learned_upsampling_round_trip(crop: torch.Tensor) -> None:
+    """Learned upsampling (params version 4): the taps are fitted, stored in the header against
+    the bicubic ones, and the file decodes with them; the bicubic taps give the fixed filter's bits."""
+    from glocal_codec.codecs import overfit
+    from glocal_codec.codecs.overfit_header import UP_VERSION, parse_params
+
+    codec = OverfitCodec(iterations=200, learned_up=True)  # a random start: the taps move
+    assert codec.with_preset("slow").learned_up
+    p = codec.encode(crop, 4)
+    (arch,) = parse_params(p.params)[1]
+    assert p.params[0] == UP_VERSION and arch.learned_up and len(arch.up_taps) == 4 * (arch.n_grids - 1)
+    assert arch.up_taps != overfit._TAPS * (arch.n_grids - 1)
+    x = codec.decode(p)
+    assert psnr(x, crop) > 25.0 and torch.equal(OverfitCodec().decode(p), x)
+    # fixed point: bicubic taps given explicitly are the fixed filter, bit for bit
+    lat = [torch.randint(-40, 40, (1, 1, a, b), dtype=torch.float64) for a, b in overfit.grid_sizes(37, 45, 4)]
+    assert torch.equal(overfit.pyramid(lat, fixed=True), overfit.pyramid(lat, fixed=True, taps=[overfit._TAPS] * 3))
+
+
 def test_params_versions_round_trip_and_bad_v3_is_refused() -> None:
     """Version 1 (whole) and 2 (tiles) are the plain weight streams of older files; version 3 the
     compact ones, with or without the coarser-grid context."""
@@ -255,6 +274,17 @@ def test_params_versions_round_trip_and_bad_v3_is_refused() -> None:
         parse_params(bytes([3, 0, 2]) + bytes(pack_params([b])[3:]) * 2)  # fitted whole, yet two tiles
     with pytest.raises(LimitError, match="parent"):
         parse_params(pack_params([b])[:-1] + bytes([2]))
+    # version 4: learned upsampling taps, stored against the bicubic ones
+    u = replace(b, n_grids=3, learned_up=1, up_taps=(-9, 67, 225, -27, 1024, -1024, 0, 100))
+    assert pack_params([u])[0] == 4 and parse_params(pack_params([u])) == (0, [u])
+    assert parse_params(pack_params([u, c], 1024)) == (1024, [u, c])
+    assert len(pack_params([replace(u, up_taps=(-9, 67, 225, -27) * 2)])) == len(pack_params([c])) + 1 + 8  # 1 byte a tap
+    with pytest.raises(ValueError):
+        pack_params([replace(u, up_taps=(1, 2, 3))])  # 4 taps per level
+    with pytest.raises(ValueError):
+        pack_params([replace(u, up_taps=(0, 0, 0, 0, 0, 0, 0, 2000))])
+    with pytest.raises(LimitError, match="upsampling_tap"):
+        parse_params(pack_params([u])[:-1] + bytes([0xFF, 0x7F]))  # a tap far beyond the limit
 
 
 _PROBE = """

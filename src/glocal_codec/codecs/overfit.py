@@ -9,9 +9,12 @@ Representation (:class:`OverfitArch`, stored in ``Payload.params``)
 --------------------------------------------------------------------
 * **Latent pyramid**: ``n_grids`` one-channel integer grids, grid ``i`` of
   ``ceil(H / 2^i) x ceil(W / 2^i)`` (1:1 down to 1:64 for 7 grids; fewer for tiny images).
-* **Upsampling**: from the coarsest grid up, the stack so far is upsampled x2 with a fixed
-  separable bicubic filter (taps ``[-9, 67, 225, -27] / 256``, edge-replicated) and the next finer
-  grid is appended, so the synthesis sees ``n_grids`` channels at full resolution.
+* **Upsampling**: from the coarsest grid up, the stack so far is upsampled x2 with a separable
+  symmetric filter (edge-replicated) and the next finer grid is appended, so the synthesis sees
+  ``n_grids`` channels at full resolution. The filter is bicubic (taps ``[-9, 67, 225, -27] /
+  256``) or, with ``learned_up`` (params version 4, Cool-chic 3's learned upsampling), one
+  filter per level whose 4 taps are fitted with the networks (from bicubic) and stored in 1/256
+  in the header.
 * **Synthesis**: 1x1 conv ``n_grids -> width``, ReLU, 1x1 conv ``width -> 3``, then ``n_res``
   residual blocks ``x + conv3x3(relu(conv3x3(x)))`` on the 3 channels (zero padding).
 * **Entropy model** (ARM): every latent gets a Laplace location and scale from a 3-layer MLP
@@ -113,7 +116,7 @@ from ..engine.tiling import tile_boxes
 from ..entropy.laplace import LaplaceCoder, LaplacePassDecoder, laplace_tables
 from ..entropy.params import decode_tensors, encode_tensors
 from .base import NO_WEIGHTS, Payload
-from .overfit_header import CONTEXT, PRESET_SHAPES, OverfitArch, pack_params, parse_params
+from .overfit_header import CONTEXT, PRESET_SHAPES, TAP_LIMIT, OverfitArch, pack_params, parse_params
 
 __all__ = ["OverfitArch", "OverfitCodec", "PRESETS", "Preset", "LAMBDAS"]
 
@@ -154,6 +157,8 @@ class Preset:
     n_res: int
     starts: int = 1
     lr: float = 1e-2
+    #: 1: learned x2 upsampling between grids (:attr:`OverfitArch.learned_up`, params version 4)
+    learned_up: int = 0
 
 
 PRESETS: dict[str, Preset] = {
@@ -214,6 +219,10 @@ class Synthesis(nn.Module):
         self.head = nn.ModuleList([nn.Conv2d(arch.n_grids, c, 1), nn.Conv2d(c, 3, 1)])
         self.res = nn.ModuleList([nn.Conv2d(3, 3, 3, padding=1) for _ in range(2 * arch.n_res)])
         _reset_uniform(self)
+        #: learned upsampling taps (one row of 4 per level, coarsest first, in units of 1), started
+        #: at the bicubic filter; not part of :meth:`tensors` (the header carries them)
+        self.up_taps = (nn.Parameter(torch.tensor(_TAPS, dtype=torch.float64).div(256).repeat(arch.n_grids - 1, 1))
+                        if arch.learned_up and arch.n_grids > 1 else None)
         with torch.no_grad():
             self.head[1].bias.fill_(0.5)
             for i in range(1, len(self.res), 2):  # residual branches start near zero
@@ -233,6 +242,10 @@ class Synthesis(nn.Module):
         for i in range(0, len(self.res), 2):
             x = x + self.res[i + 1](F.relu(self.res[i](x)))
         return x
+
+    def level_taps(self) -> list[torch.Tensor] | None:
+        """The learned upsampling taps of every level in 1/256 (:func:`pyramid`'s ``taps``), or None."""
+        return None if self.up_taps is None else list(self.up_taps * 256)
 
     def tensors(self) -> list[torch.Tensor]:
         out = []
@@ -386,11 +399,13 @@ class _BandedBits(torch.autograd.Function):
         return (g_canvas * grad, g_parents * grad if g_parents.numel() else None, None, *(g * grad for g in g_w))
 
 
-def _up_kernel() -> torch.Tensor:
-    """The four 5x5 phase kernels of x2 bicubic upsampling (outer products of the 1-D phases)."""
-    t0, t1, t2, t3 = _TAPS
-    even = torch.tensor([t0, t1, t2, t3, 0], dtype=torch.float64)  # inputs j-2 .. j+2
-    odd = torch.tensor([0, t3, t2, t1, t0], dtype=torch.float64)
+def _up_kernel(taps=_TAPS) -> torch.Tensor:
+    """The four 5x5 phase kernels of x2 upsampling with the symmetric filter ``taps`` (4 values in
+    1/256; bicubic by default): outer products of the 1-D phases. Differentiable in ``taps``."""
+    t = torch.as_tensor(taps, dtype=torch.float64) if not isinstance(taps, torch.Tensor) else taps
+    z = t.new_zeros(1)
+    even = torch.cat([t, z])  # inputs j-2 .. j+2
+    odd = torch.cat([z, t.flip(0)])
     return torch.stack([torch.outer(a, b) for a in (even, odd) for b in (even, odd)]).unsqueeze(1)
 
 
@@ -413,10 +428,14 @@ def _up_transposed_taps() -> torch.Tensor:
 _UP_T_TAPS = _up_transposed_taps()
 
 
-def _up2_fit(x: torch.Tensor) -> torch.Tensor:
-    """:func:`up2` in float, as two 1-D transposed convolutions (edge-replicated like it)."""
+def _up2_fit(x: torch.Tensor, taps: torch.Tensor | None = None) -> torch.Tensor:
+    """:func:`up2` in float, as two 1-D transposed convolutions (edge-replicated like it);
+    ``taps``: a learned filter's 4 taps in 1/256 (differentiable), else bicubic."""
     n, c, h, w = x.shape
-    k = _UP_T_TAPS.to(x.device, x.dtype)
+    if taps is None:
+        k = _UP_T_TAPS.to(x.device, x.dtype)
+    else:  # the same placement as _up_transposed_taps: (t0, t3, t1, t2, t2, t1, t3, t0)
+        k = taps.to(x.dtype)[[0, 3, 1, 2, 2, 1, 3, 0]] * (1 / 256)
     y = F.conv_transpose2d(F.pad(x, (2, 2, 0, 0), mode="replicate"), k.view(1, 1, 1, 8).expand(c, 1, 1, 8),
                            stride=(1, 2), groups=c)[..., 7: 7 + 2 * w]
     y = F.conv_transpose2d(F.pad(y, (0, 0, 2, 2), mode="replicate"), k.view(1, 1, 8, 1).expand(c, 1, 8, 1),
@@ -424,30 +443,34 @@ def _up2_fit(x: torch.Tensor) -> torch.Tensor:
     return y[..., 7: 7 + 2 * h, :]
 
 
-def up2(x: torch.Tensor, fixed: bool = False) -> torch.Tensor:
-    """x2 bicubic upsampling of N x C x h x w (separable taps, edge-replicated), one conv per call.
+def up2(x: torch.Tensor, fixed: bool = False, taps=None) -> torch.Tensor:
+    """x2 upsampling of N x C x h x w (separable symmetric taps, bicubic unless ``taps`` -- 4
+    values in 1/256 -- are given; edge-replicated), one conv per call.
 
-    Output = (integer taps * input) / 65536; ``fixed``: ``x`` holds integers (fixed point) and the
-    result is floored back to the same units -- exact, as float64 on integers below 2^53."""
+    Output = (integer taps * input) / 65536; ``fixed``: ``x`` and ``taps`` hold integers (fixed
+    point) and the result is floored back to the same units -- exact, as float64 on integers below
+    2^53 (taps within :data:`~.overfit_header.TAP_LIMIT`, inputs within ``_ACT_MAX``: below 2^50)."""
     n, c, h, w = x.shape
-    k = _UP_KERNEL.to(x.device, x.dtype).repeat(c, 1, 1, 1)
+    k = (_UP_KERNEL if taps is None else _up_kernel(taps)).to(x.device, x.dtype).repeat(c, 1, 1, 1)
     y = F.pixel_shuffle(F.conv2d(F.pad(x, (2, 2, 2, 2), mode="replicate"), k, groups=c), 2) * (1 / 65536)
     return torch.floor(y) if fixed else y
 
 
-def pyramid(latents: list[torch.Tensor], fixed: bool = False) -> torch.Tensor:
+def pyramid(latents: list[torch.Tensor], fixed: bool = False, taps=None) -> torch.Tensor:
     """Grids (finest first, each N x 1 x h_i x w_i) -> N x n_grids x H x W, coarsest channel first.
 
     ``fixed``: the decoder's exact fixed-point path (:func:`up2`); otherwise the same filter in
-    float (:func:`_up2_fit`), for fitting."""
+    float (:func:`_up2_fit`), for fitting. ``taps``: one learned filter per level (coarsest
+    first, 4 taps in 1/256 each: integers when ``fixed``), else bicubic everywhere."""
     feat = latents[-1] * _ONE if fixed else latents[-1]
-    for y in reversed(latents[:-1]):
+    for lvl, y in enumerate(reversed(latents[:-1])):
+        t = None if taps is None else taps[lvl]
         if fixed:
-            up = up2(feat, True)
+            up = up2(feat, True, t)
         elif feat.dtype == torch.float64:  # one convolution: the same result on every CPU kernel set
-            up = up2(feat)
+            up = up2(feat, taps=t)
         else:
-            up = _up2_fit(feat)
+            up = _up2_fit(feat, t)
         feat = up[..., : y.shape[-2], : y.shape[-1]]
         if fixed:
             feat = feat.clamp(-_ACT_MAX, _ACT_MAX)
@@ -705,7 +728,10 @@ class OverfitCodec:
     ``iterations`` overrides the budget (tests and benchmarks use it). ``seed`` makes encoding
     reproducible. ``parent_context``: the entropy model also reads each latent's parent in the
     next coarser grid (:attr:`OverfitArch.parent`, params version 3); off by default, because at
-    the ``fast`` budget it did not pay (docs/overfit.md: +0.45 % loss on 11 fits). The environment variable ``GLOCAL_CODEC_OVERFIT_ITERATIONS`` sets the default
+    the ``fast`` budget it did not pay (docs/overfit.md: +0.45 % loss on 11 fits). ``learned_up``:
+    learned upsampling filters (:attr:`OverfitArch.learned_up`, params version 4); None = the
+    preset's choice, which is off in every preset (measured: +2.8 % on 12 real-file pairs, up to
+    +19 % on a held-out photo). The environment variable ``GLOCAL_CODEC_OVERFIT_ITERATIONS`` sets the default
     budget of codecs built without ``iterations`` (so a test suite can make every encode short,
     subprocesses included).
     """
@@ -719,7 +745,8 @@ class OverfitCodec:
     presets: tuple[str, ...] = tuple(PRESETS)  # the default ("fast") first
 
     def __init__(self, preset: str = "fast", iterations: int | None = None, seed: int = 0,
-                 device: str | torch.device | None = None, parent_context: bool = False) -> None:
+                 device: str | torch.device | None = None, parent_context: bool = False,
+                 learned_up: bool | None = None) -> None:
         if preset not in PRESETS:
             raise ValueError(f"overfit: preset must be one of {sorted(PRESETS)}, got {preset!r}")
         self.preset = preset
@@ -727,6 +754,8 @@ class OverfitCodec:
         self._iterations = iterations if iterations is not None else (int(env) if env else None)
         self.seed = seed
         self.parent_context = bool(parent_context)
+        #: learned upsampling between grids (None: the preset's choice)
+        self.learned_up = learned_up
         self.device = torch.device(device) if device is not None else torch.device("cpu")
         #: largest tile side of pictures fitted in tiles (:data:`TILE`; tests make it small)
         self.tile = TILE
@@ -745,7 +774,7 @@ class OverfitCodec:
         """This codec at another preset (same seed and device; the iteration budget follows the
         preset unless this instance's was set explicitly)."""
         other = OverfitCodec(preset=name, iterations=self._iterations, seed=self.seed, device=self.device,
-                             parent_context=self.parent_context)
+                             parent_context=self.parent_context, learned_up=self.learned_up)
         other.tile = self.tile
         return other
 
@@ -769,7 +798,9 @@ class OverfitCodec:
         self._check_quality(quality)
         # the weight bits are placeholders here: :meth:`_code` chooses them by measurement
         n = default_grids(h, w)
-        return OverfitArch(n, p.synth_width, p.arm_width, p.n_res, 8, 8, int(self.parent_context and n > 1), compact=1)
+        learned = self.learned_up if self.learned_up is not None else bool(p.learned_up)
+        return OverfitArch(n, p.synth_width, p.arm_width, p.n_res, 8, 8, int(self.parent_context and n > 1), compact=1,
+                           learned_up=int(learned and n > 1))
 
     # -- encoding (fitting) ------------------------------------------------------------------
     def encode(self, x: torch.Tensor, quality: int, *, progress: Callable[..., None] | None = None) -> Payload:
@@ -843,7 +874,7 @@ class OverfitCodec:
                 temp = 0.3 * (1 - frac) + 0.1 * frac
                 a = NOISE_START * (1 - frac) + frac
                 yq = [_noisy_round(y, temp, a) for y in lat]
-            x_hat = syn(pyramid(yq))
+            x_hat = syn(pyramid(yq, taps=syn.level_taps()))
             mse = F.mse_loss(x_hat, img)
             bits = am.canvas_bits(canvas.place(yq), valid, canvas.parents(yq) if arch.parent else None)
             loss = bits / npix + lam * mse
@@ -903,7 +934,10 @@ class OverfitCodec:
                 best = (cost, bits, s_arm, (m0, f, j))
         _, arm_bits, s_arm, (m0, f, j) = best
         s_lat = coder.encode(values - m0, j, f, wf.passes)
-        feat = pyramid([y.double().reshape(1, 1, *y.shape[-2:]) for y in latents], fixed=True)
+        if arch.learned_up:  # the taps to 1/256, as the header stores them
+            ints = torch.round(synth.up_taps.detach().double() * 256).clamp(-TAP_LIMIT, TAP_LIMIT)
+            arch = replace(arch, up_taps=tuple(int(v) for v in ints.reshape(-1)))
+        feat = pyramid([y.double().reshape(1, 1, *y.shape[-2:]) for y in latents], fixed=True, taps=arch.level_taps())
         ref = img.detach().double().cpu()
         npix = ref.shape[-1] * ref.shape[-2]
         best = None
@@ -966,7 +1000,7 @@ class OverfitCodec:
             latents = [torch.from_numpy(g.astype(np.float64)).reshape(1, 1, *g.shape)
                        for g in _decode_latents(grid_sizes(th, tw, arch.n_grids), s_lat, w_arm, arch.parent)]
             with _threads_for(th * tw, torch.device("cpu")):
-                x = synth_fixed(pyramid(latents, fixed=True), w_syn, arch.n_res)
+                x = synth_fixed(pyramid(latents, fixed=True, taps=arch.level_taps()), w_syn, arch.n_res)
             x = (x.clamp(0, _ONE) * (1 / _ONE)).float()
             if out is None:
                 out = x

@@ -12,18 +12,21 @@ in the order of the tiles. Version 3 (what the encoder writes since 2026-12-05):
 varints ``tile`` (0 = fitted whole, else as in version 2) and ``n_tiles`` (1 when fitted whole),
 then each tile's six fields and ``parent`` (0-1, :attr:`OverfitArch.parent`); its weight streams are
 :func:`glocal_codec.entropy.params.encode_tensors`'s ``compact`` form (one byte per channel's
-step instead of five). Versions 1 and 2 still decode. Every range is checked before anything is
-allocated.
+step instead of five). Version 4: version 3 with, after each tile's ``parent``, a flag
+``learned_up`` (0-1) and, when it is 1, the tile's upsampling taps (:attr:`OverfitArch.up_taps`,
+4 per grid level, each stored as the zigzag varint of its difference from the bicubic tap: one
+byte within +-63 of it). Versions 1 and 2 still decode.
+Every range is checked before anything is allocated.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..bitstream.errors import CorruptStreamError
+from ..bitstream.errors import CorruptStreamError, LimitError
 from ..bitstream.fields import check_end, check_version, pack_fields, read_fields
 
-__all__ = ["CONTEXT", "OverfitArch", "PARENT_VERSION", "PRESET_SHAPES", "TILED_VERSION", "file_facts", "pack_params",
+__all__ = ["CONTEXT", "OverfitArch", "PARENT_VERSION", "PRESET_SHAPES", "TAP_LIMIT", "UP_VERSION", "TILED_VERSION", "file_facts", "pack_params",
            "parse_params", "VERSION"]
 
 VERSION = 1
@@ -31,6 +34,20 @@ VERSION = 1
 TILED_VERSION = 2
 #: ``params`` version of compact weight streams and the optional coarser-grid context (whole or tiled).
 PARENT_VERSION = 3
+#: ``params`` version of files with learned upsampling taps.
+UP_VERSION = 4
+#: Largest magnitude of a learned upsampling tap (in 1/256): keeps every fixed-point sum below 2^50.
+TAP_LIMIT = 1024
+#: The fixed bicubic filter's taps (in 1/256): the reference the learned taps are stored against.
+BICUBIC_TAPS = (-9, 67, 225, -27)
+
+
+def _zigzag(d: int) -> int:
+    return 2 * d if d >= 0 else -2 * d - 1
+
+
+def _unzigzag(v: int) -> int:
+    return v // 2 if v % 2 == 0 else -(v + 1) // 2
 _ARCH_FIELDS = [("n_grids", 1, 8), ("synth_width", 1, 64), ("arm_width", 1, 64), ("n_res", 0, 4),
                 ("arm_bits", 2, 16), ("synth_bits", 2, 16)]
 _PARENT_FIELDS = _ARCH_FIELDS + [("parent", 0, 1)]
@@ -58,6 +75,17 @@ class OverfitArch:
     parent: int = 0
     #: 1: the weight streams are in the compact form (params version 3; not a field of its own)
     compact: int = 0
+    #: 1: the x2 upsampling between grids is learned (params version 4): a symmetric 8-tap filter
+    #: per grid level, 4 free taps ``(t0, t1, t2, t3)`` in 1/256 (the fixed bicubic filter is
+    #: ``(-9, 67, 225, -27)``), listed in :attr:`up_taps` from the coarsest level up
+    learned_up: int = 0
+    up_taps: tuple[int, ...] = ()
+
+    def level_taps(self) -> list[tuple[int, ...]] | None:
+        """The 4 taps of every upsampling level (coarsest first), or None for the fixed filter."""
+        if not self.learned_up:
+            return None
+        return [tuple(self.up_taps[4 * i: 4 * i + 4]) for i in range(self.n_grids - 1)]
 
     def to_bytes(self) -> bytes:
         """The ``params`` of a picture fitted whole with this architecture."""
@@ -101,6 +129,16 @@ def pack_params(archs: list[OverfitArch], tile: int = 0) -> bytes:
     if any(a.compact for a in archs):
         if not all(a.compact for a in archs):
             raise ValueError("overfit params: compact and plain weight streams cannot share a file")
+        if any(a.learned_up for a in archs):
+            values = [tile, len(archs)]
+            for a in archs:
+                if len(a.up_taps) != (4 * (a.n_grids - 1) if a.learned_up else 0):
+                    raise ValueError(f"overfit params: {len(a.up_taps)} upsampling taps for {a.n_grids} grids")
+                if any(abs(t) > TAP_LIMIT for t in a.up_taps):
+                    raise ValueError(f"overfit params: an upsampling tap beyond +-{TAP_LIMIT}")
+                values += [*a.fields(), a.parent, a.learned_up,
+                           *(_zigzag(t - BICUBIC_TAPS[i % 4]) for i, t in enumerate(a.up_taps))]
+            return pack_fields(UP_VERSION, values)
         return pack_fields(PARENT_VERSION, [tile, len(archs)] + [v for a in archs for v in (*a.fields(), a.parent)])
     if any(a.parent for a in archs):
         raise ValueError("overfit params: the coarser-grid context needs the compact form (version 3)")
@@ -113,15 +151,22 @@ def pack_params(archs: list[OverfitArch], tile: int = 0) -> bytes:
 def parse_params(data: bytes) -> tuple[int, list[OverfitArch]]:
     """``(tile, architectures)``: ``tile`` 0 and one architecture for a picture fitted whole,
     else the largest tile side and one architecture per tile."""
-    if data[:1] == bytes([PARENT_VERSION]):
+    if data[:1] in (bytes([PARENT_VERSION]), bytes([UP_VERSION])):
+        learned = data[0] == UP_VERSION
         head, pos = read_fields(data, 1, [("tile", 0, 1 << 16), ("n_tiles", 1, 1 << 16)])
         whole = head["tile"] == 0
         if whole != (head["n_tiles"] == 1) or (not whole and head["tile"] < 16):
             raise CorruptStreamError(f"overfit params: {head['n_tiles']} tile(s) of side {head['tile']}")
         archs = []
         for _ in range(head["n_tiles"]):
-            f, pos = read_fields(data, pos, _PARENT_FIELDS)
-            archs.append(OverfitArch(**f, compact=1))
+            f, pos = read_fields(data, pos, _PARENT_FIELDS + ([("learned_up", 0, 1)] if learned else []))
+            taps: list[int] = []
+            for i in range(4 * (f["n_grids"] - 1) if f.get("learned_up") else 0):
+                t, pos = read_fields(data, pos, [("upsampling_tap", 0, 4 * TAP_LIMIT)])
+                taps.append(BICUBIC_TAPS[i % 4] + _unzigzag(t["upsampling_tap"]))
+                if abs(taps[-1]) > TAP_LIMIT:
+                    raise LimitError(f"codec parameter upsampling_tap = {taps[-1]} outside +-{TAP_LIMIT}")
+            archs.append(OverfitArch(**f, compact=1, up_taps=tuple(taps)))
         check_end(data, pos)
         return head["tile"], archs
     if data[:1] != bytes([TILED_VERSION]):
@@ -149,6 +194,7 @@ def file_facts(params: bytes) -> dict[str, str]:
     shape = (a.synth_width, a.arm_width, a.n_res)
     preset = next((n for n, v in PRESET_SHAPES.items() if v == shape), "custom")
     ctx = f"{a.context_size()} context values" + (" (with the coarser grid's)" if a.parent else "")
+    ctx += ", learned upsampling" if a.learned_up else ""
     return {"decoder": (f"{a.n_grids} latent grids, synthesis {a.synth_width} wide + {a.n_res} residual "
                         f"block(s), entropy model {a.arm_width} wide, {ctx}; {a.macs_per_pixel():.0f} MACs/pixel"),
             "network bits": f"entropy model {_span(t.arm_bits for t in archs)}, synthesis "
