@@ -90,16 +90,18 @@ def quantize_pmf(probs: ArrayLike, precision: int = 16) -> np.ndarray:
     k = p.shape[-1]
     if k > 1 << p_bits:
         raise ValueError(f"{k} symbols do not fit in precision {p_bits} (need K <= 2**precision)")
-    if np.isnan(p).any():
-        raise ValueError("probs contain NaN")
-    if np.isinf(p).any():
-        raise ValueError("probs contain inf")
-    if (p < 0).any():
-        raise ValueError("probs contain negative values")
     flat = p.reshape(-1, k)
     if flat.shape[0] == 0:
         return np.zeros(p.shape, np.int64)
+    # one pass finds NaN and negatives alike (both fail ``>= 0``), the row maxima find inf; the
+    # separate checks run only to name what is wrong
     row_max = flat.max(axis=1)
+    if not (bool((flat >= 0).all()) and np.isfinite(row_max).all()):
+        if np.isnan(p).any():
+            raise ValueError("probs contain NaN")
+        if np.isinf(p).any():
+            raise ValueError("probs contain inf")
+        raise ValueError("probs contain negative values")
     if (row_max == 0).any():
         bad = int(np.flatnonzero(row_max == 0)[0])
         raise ValueError(f"row {bad} of probs has no positive entry; it cannot be normalised")
@@ -113,27 +115,32 @@ def quantize_pmf(probs: ArrayLike, precision: int = 16) -> np.ndarray:
     w = np.rint(np.ldexp(flat, (bits - exp.astype(np.int64))[:, None])).astype(np.int64)
     total = w.sum(axis=1, keepdims=True)  # integer sum: order-independent, exact
 
+    # The steps below work in place on the (rows x K) arrays where they can: a fresh array of a
+    # large table costs its page faults, about as much as the arithmetic (mcquic's tables are
+    # ~1M entries per level).
     t_weight = 1 << p_bits  # products below stay < 2**62; the removals < 2**48
-    num = w * t_weight
-    base, rem = np.divmod(num, total)  # floor shares and remainders (one pass)
-    held = np.maximum(base, 1)  # every symbol codable
+    num = np.left_shift(w, p_bits, out=w)
+    base, rem = np.divmod(num, total, out=(np.empty_like(num), num))  # floor shares, remainders
+    # missing > 0 (floors left units over): one more unit each to the largest remainders among
+    # symbols not raised to 1 (there are always enough of them with a positive remainder:
+    # missing < their count)
+    key = rem
+    np.putmask(key, base < 1, -1)
+    held = np.maximum(base, 1, out=base)  # every symbol codable
     missing = t_weight - held.sum(axis=1)  # > 0: floors left units over; < 0: floors of 1 overshot
+    freq = np.add(held, _top(key, missing), out=held, casting="unsafe")
 
-    # missing > 0: one more unit each to the largest remainders among symbols not raised to 1
-    # (there are always enough of them with a positive remainder: missing < their count)
-    key = np.where(base >= 1, rem, -1)
-    freq = held + _top(key, missing)
-
-    # missing < 0: take the excess back in proportion to what each symbol holds above 1
-    excess = np.maximum(-missing, 0)[:, None]
-    if excess.any():
-        above = held - 1
+    # missing < 0: take the excess back in proportion to what each symbol holds above 1 (only
+    # the rows that overshot: elsewhere nothing is taken)
+    rows = np.flatnonzero(missing < 0)
+    if rows.size:
+        excess = -missing[rows][:, None]
+        above = freq[rows] - 1  # no unit was added on these rows: freq == held there
         room = np.maximum(above.sum(axis=1, keepdims=True), 1)  # >= excess since 2**precision >= K
-        take = excess * above // room
-        take_rem = excess * above % room
+        take, take_rem = np.divmod(excess * above, room)
         left = excess[:, 0] - take.sum(axis=1)
-        freq = freq - take - _top(take_rem, left)
-    return freq.astype(np.int64).reshape(p.shape)
+        freq[rows] -= take + _top(take_rem, left)
+    return freq.reshape(p.shape)
 
 
 def _top(key: np.ndarray, n: np.ndarray) -> np.ndarray:
@@ -169,16 +176,17 @@ def pmf_from_logits(logits: ArrayLike, precision: int = 16) -> np.ndarray:
     z = np.asarray(logits, dtype=np.float64)
     if z.ndim == 0 or z.shape[-1] == 0:
         raise ValueError("logits must have a last axis with at least one symbol")
-    if np.isnan(z).any():
-        raise ValueError("logits contain NaN")
-    if np.isposinf(z).any():
-        raise ValueError("logits contain +inf")
     if z.size == 0:
         return quantize_pmf(np.ones(z.shape), precision)
-    top = z.max(axis=-1, keepdims=True)
+    top = z.max(axis=-1, keepdims=True)  # a row's max is NaN if it holds one, +inf if it holds one
+    if np.isnan(top).any():
+        raise ValueError("logits contain NaN")
+    if np.isposinf(top).any():
+        raise ValueError("logits contain +inf")
     if np.isneginf(top).any():
         raise ValueError("a row of logits is all -inf")
-    x = np.maximum(z - top, _EXP_FLOOR)  # -inf -> the floor; max entry -> exactly 0
+    x = np.subtract(z, top)
+    np.maximum(x, _EXP_FLOOR, out=x)  # -inf -> the floor; max entry -> exactly 0
     return quantize_pmf(exp_exact(x), precision)  # bit-identical on every machine
 
 
