@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/overfit_iterations.py [--images 6] [--iterations 250,500,1000]
         [--qualities 2,3,4] [--crop 384x256 | --crop full] [--threads 2] [--seed-from results.json]
+        [--preset medium]
 
 Every image is cut to its centre ``--crop`` (a quarter of a Kodak image by default; ``full`` keeps
 the whole image: about 1.5 hours per budget on this 2-core machine); ``overfit`` fits it at every budget and
@@ -13,7 +14,9 @@ encoded point is saved to benchmarks/results/overfit_iterations.json as it finis
 goes beside it (overfit_iterations.png); whole images go to overfit_iterations_full.json / .png.
 ``--seed-from`` takes the points an eval already measured on the same whole images (its
 ``overfit`` records are the ``fast`` preset, i.e. 500 iterations; its ``msh`` records the anchor)
-instead of fitting them again.
+instead of fitting them again. ``--preset`` fits with another preset's decoder size and random
+starts (``medium``: 24-wide synthesis, 2 starts); its points are labelled ``medium@N`` and it is a
+separate curve (``fast``'s are ``overfit@N``).
 """
 
 from __future__ import annotations
@@ -80,6 +83,7 @@ def main() -> None:
     ap.add_argument("--crop", default="384x256")
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
     ap.add_argument("--seed-from", type=Path, help="an eval's results.json on the same whole images")
+    ap.add_argument("--preset", default="fast", help="the preset whose decoder size and starts the fits use")
     a = ap.parse_args()
     if a.seed_from and a.crop != "full":
         raise SystemExit("--seed-from holds whole-image points: use it with --crop full")
@@ -90,7 +94,9 @@ def main() -> None:
     state = json.loads(out.read_text()) if out.is_file() else {}
     if state.get("crop") not in (None, a.crop):
         raise SystemExit(f"{out} holds {state['crop']} crops; move it away to measure {a.crop}")
-    state.update(crop=a.crop, threads=a.threads, preset="fast")
+    state.update(crop=a.crop, threads=a.threads)
+    state.pop("preset", None)  # labels say the preset: overfit@N = fast, <preset>@N otherwise
+    tag = "overfit" if a.preset == "fast" else a.preset
     points = state.setdefault("points", {})
     if a.seed_from:
         print(f"{_seed(points, a.seed_from)} points taken from {a.seed_from}")
@@ -98,26 +104,26 @@ def main() -> None:
     for name in names:
         x = _crop(load_image(DATA / "kodak" / name)[0], a.crop)
         for label, codec, levels in [("msh", "msh", range(1, 7))] + \
-                [(f"overfit@{n}", OverfitCodec(iterations=n), qualities) for n in budgets]:
+                [(f"{tag}@{n}", OverfitCodec(preset=a.preset, iterations=n), qualities) for n in budgets]:
             for q in levels:
                 key = f"{name}|{label}|{q}"
                 if key not in points:
                     points[key] = _point(x, codec, q)
                     print(key, points[key], flush=True)
                     out.write_text(json.dumps(state, indent=1) + "\n")
-    summary = {}
+    summary = state.setdefault("summary", {})
     for n in budgets:
         bds, secs = [], []
         for name in names:
             ref = [points[f"{name}|msh|{q}"] for q in range(1, 7)]
-            test = [points[f"{name}|overfit@{n}|{q}"] for q in qualities]
+            test = [points[f"{name}|{tag}@{n}|{q}"] for q in qualities]
             try:
                 bds.append(bd_rate([p["bpp"] for p in ref], [p["psnr"] for p in ref],
                                    [p["bpp"] for p in test], [p["psnr"] for p in test]))
             except ValueError as e:  # no overlap on this image: said, not hidden
                 print(f"{name} @ {n}: {e}")
             secs += [p["encode_s"] for p in test]
-        summary[str(n)] = {"bd_rate_vs_msh_pct": round(sum(bds) / len(bds), 1) if bds else None,
+        summary[str(n) if tag == "overfit" else f"{tag}@{n}"] = {"bd_rate_vs_msh_pct": round(sum(bds) / len(bds), 1) if bds else None,
                            "images_with_overlap": len(bds), "mean_encode_s": round(sum(secs) / len(secs), 1)}
     state["summary"] = summary
     out.write_text(json.dumps(state, indent=1) + "\n")
@@ -127,10 +133,17 @@ def main() -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    xs = [int(n) for n, s in summary.items() if s["bd_rate_vs_msh_pct"] is not None]
-    ys = [summary[str(n)]["bd_rate_vs_msh_pct"] for n in xs]
     fig, ax = plt.subplots(figsize=(5, 3.4))
-    ax.plot(xs, ys, "o-")
+    curves: dict[str, list[tuple[int, float]]] = {}
+    for key, s in summary.items():
+        if s["bd_rate_vs_msh_pct"] is not None:
+            preset, _, n = key.rpartition("@")
+            curves.setdefault(preset or "fast", []).append((int(n), s["bd_rate_vs_msh_pct"]))
+    for preset, pts in curves.items():
+        pts.sort()
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=preset)
+    if len(curves) > 1:
+        ax.legend()
     ax.axhline(0, color="grey", lw=0.8)
     ax.set_xscale("log")
     ax.set_xlabel("fitting iterations (fast preset: 500)")
