@@ -53,6 +53,11 @@ def test_protocols_presets_and_budget(monkeypatch: pytest.MonkeyPatch) -> None:
     assert [OverfitCodec(preset=p).iterations for p in ("fast", "medium", "slow")] == \
         [PRESETS[p].iterations for p in ("fast", "medium", "slow")]
     assert OverfitCodec(preset="slow", iterations=7).iterations == 7
+    # fits without the 1:1 grid (fast, low qualities) get the preset's larger budget, unless it was set
+    low, high = c.arch_for(512, 768, 1), c.arch_for(512, 768, 5)
+    assert low.skip == 1 and high.skip == 0
+    assert (c.budget(low), c.budget(high)) == (PRESETS["fast"].skip_iterations, PRESETS["fast"].iterations)
+    assert OverfitCodec(iterations=7).budget(low) == 7 and OverfitCodec(preset="medium").budget(low) == 1500
     monkeypatch.setenv("GLOCAL_CODEC_OVERFIT_ITERATIONS", "5")
     assert OverfitCodec().iterations == 5
     with pytest.raises(ValueError, match="preset"):
@@ -254,6 +259,51 @@ def test_learned_upsampling_round_trip(crop: torch.Tensor) -> None:
     assert torch.equal(overfit.pyramid(lat, fixed=True), overfit.pyramid(lat, fixed=True, taps=[overfit._TAPS] * 3))
 
 
+def test_skipped_fine_grid_round_trip(crop: torch.Tensor, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The 1:1 grid left out (params version 5): the grids start at 1:2, the coarsest stays where it
+    was, the file decodes to the latents the encoder coded, and the preset's policy picks it by quality."""
+    from glocal_codec.codecs import overfit
+    from glocal_codec.codecs.overfit_header import SKIP_VERSION, parse_params
+
+    h, w = crop.shape[-2:]
+    coded = []
+    real_code = OverfitCodec._code
+
+    def spy(self, latents, *a, **k):
+        coded.append([y.reshape(y.shape[-2:]).numpy().astype(np.int64) for y in latents])
+        return real_code(self, latents, *a, **k)
+
+    codec = OverfitCodec(iterations=200, skip=1)
+    assert codec.with_preset("medium").skip == 1
+    try:
+        OverfitCodec._code = spy
+        p = codec.encode(crop, 3)
+    finally:
+        OverfitCodec._code = real_code
+    (arch,) = parse_params(p.params)[1]
+    assert p.params[0] == SKIP_VERSION and arch.skip == 1 and arch.n_grids == overfit.default_grids(h, w) - 1
+    back = codec.decode_latents(p)
+    assert [g.shape for g in back] == overfit.grid_sizes(h, w, arch.n_grids, 1) == [g.shape for g in coded[0]]
+    assert all(np.array_equal(a, b) for a, b in zip(back, coded[0]))
+    x = codec.decode(p)
+    assert psnr(x, crop) > 24.0 and torch.equal(OverfitCodec().decode(p), x)
+    assert arch.macs_per_pixel() < OverfitArch(arch.n_grids + 1, 16, 16, 1, 8, 8).macs_per_pixel() - 300
+    # who skips: the option, else the preset's qualities; never the only grid of a tiny picture
+    assert OverfitCodec(skip=0).arch_for(512, 768, 1).skip == 0
+    assert (OverfitCodec(skip=2).arch_for(1, 1, 3).skip, OverfitCodec(skip=2).arch_for(1, 1, 3).n_grids) == (0, 1)
+    upto = PRESETS["fast"].skip_upto
+    assert [OverfitCodec(iterations=20).arch_for(512, 768, q).skip for q in sorted(LAMBDAS)] == [0] * len(LAMBDAS)
+    monkeypatch.delenv("GLOCAL_CODEC_OVERFIT_ITERATIONS", raising=False)  # the preset's own budget
+    assert [OverfitCodec().arch_for(512, 768, q).skip for q in sorted(LAMBDAS)] == [int(q <= upto) for q in sorted(LAMBDAS)]
+    with pytest.raises(ValueError, match="skip"):
+        OverfitCodec(skip=3)
+    # a header that skips more grids than the picture has is refused before decoding
+    bad = Payload(p.shape, p.quality, overfit.pack_params([replace(arch, skip=2, n_grids=arch.n_grids + 1)]),
+                  p.streams)
+    with pytest.raises(LimitError, match="grids"):
+        codec.decode(bad)
+
+
 def test_params_versions_round_trip_and_bad_v3_is_refused() -> None:
     """Version 1 (whole) and 2 (tiles) are the plain weight streams of older files; version 3 the
     compact ones, with or without the coarser-grid context."""
@@ -285,6 +335,17 @@ def test_params_versions_round_trip_and_bad_v3_is_refused() -> None:
         pack_params([replace(u, up_taps=(0, 0, 0, 0, 0, 0, 0, 2000))])
     with pytest.raises(LimitError, match="upsampling_tap"):
         parse_params(pack_params([u])[:-1] + bytes([0xFF, 0x7F]))  # a tap far beyond the limit
+    # version 5: grids left out at the fine end, with or without learned taps
+    k = replace(c, n_grids=6, skip=1)
+    assert pack_params([k])[0] == 5 and parse_params(pack_params([k])) == (0, [k])
+    assert parse_params(pack_params([k, replace(u, skip=2), c], 1024)) == (1024, [k, replace(u, skip=2), c])
+    assert len(pack_params([k])) == len(pack_params([replace(c, n_grids=6)])) + 2  # learned_up flag + skip
+    with pytest.raises(ValueError):
+        pack_params([replace(k, skip=3)])
+    with pytest.raises(ValueError):
+        pack_params([replace(a, skip=1)])  # compact streams only
+    with pytest.raises(LimitError, match="skip"):
+        parse_params(pack_params([k])[:-1] + bytes([3]))
 
 
 _PROBE = """
@@ -318,9 +379,11 @@ def exactness_files(kodak_crop: torch.Tensor, tmp_path_factory: pytest.TempPathF
     big = torch.nn.functional.interpolate(kodak_crop, size=(130, 140), mode="bilinear", align_corners=False)
     folder = tmp_path_factory.mktemp("overfit-exact")
     files = []
-    for i, (x, q) in enumerate([(kodak_crop, 4), (big.clamp(0, 1), 2)]):
+    # the third leaves the 1:1 grid out (params version 5): its pyramid ends in plain upsampling
+    for i, (x, q, c) in enumerate([(kodak_crop, 4, "overfit"), (big.clamp(0, 1), 2, "overfit"),
+                                   (big.clamp(0, 1), 2, OverfitCodec(skip=1))]):
         files.append(folder / f"{i}.glc")
-        files[-1].write_bytes(gc.encode(x, codec="overfit", quality=q))
+        files[-1].write_bytes(gc.encode(x, codec=c, quality=q))
     return files
 
 

@@ -129,19 +129,21 @@ def _tiled_files() -> list[str]:
 def _overfit_v3_files() -> list[str]:
     """``overfit-v3-00000000.glc`` (compact weight streams, ``overfit`` params version 3),
     ``overfit-v3-parent-tiled-00000000.glc`` (the same, with the coarser-grid context, in 16-pixel
-    tiles) and ``overfit-v4-learned-up-00000000.glc`` (learned upsampling, version 4), so versions
-    3 and 4 stay frozen too."""
+    tiles), ``overfit-v4-learned-up-00000000.glc`` (learned upsampling, version 4) and
+    ``overfit-v5-skip-00000000.glc`` (the 1:1 grid left out, version 5), so versions 3-5 stay
+    frozen too."""
     import glocal_codec as gc
     from glocal_codec.codecs.overfit import OverfitCodec
 
     wrote = []
     for name, parent, tile in [("overfit-v3-00000000", False, None), ("overfit-v3-parent-tiled-00000000", True, 16),
-                               ("overfit-v4-learned-up-00000000", False, None)]:
+                               ("overfit-v4-learned-up-00000000", False, None), ("overfit-v5-skip-00000000", False, None)]:
         stem = HERE / name
         if stem.with_suffix(".glc").exists():
             continue
         learned = "learned-up" in name  # params version 4; a random start (200 iterations) moves the taps
-        codec = OverfitCodec(iterations=200 if learned else 50, parent_context=parent, learned_up=learned)
+        codec = OverfitCodec(iterations=200 if learned else 50, parent_context=parent, learned_up=learned,
+                             skip=int("skip" in name))
         if tile:
             codec.tile = tile
         data = gc.encode(synthetic_image(), codec=codec, quality=codec.default_quality)

@@ -15,7 +15,9 @@ then each tile's six fields and ``parent`` (0-1, :attr:`OverfitArch.parent`); it
 step instead of five). Version 4: version 3 with, after each tile's ``parent``, a flag
 ``learned_up`` (0-1) and, when it is 1, the tile's upsampling taps (:attr:`OverfitArch.up_taps`,
 4 per grid level, each stored as the zigzag varint of its difference from the bicubic tap: one
-byte within +-63 of it). Versions 1 and 2 still decode.
+byte within +-63 of it). Version 5: version 4 with a field ``skip`` (0-2) after each tile's
+``learned_up``: the finest ``skip`` grids are left out (:attr:`OverfitArch.skip`). Versions 1 and 2
+still decode.
 Every range is checked before anything is allocated.
 """
 
@@ -26,8 +28,8 @@ from dataclasses import dataclass
 from ..bitstream.errors import CorruptStreamError, LimitError
 from ..bitstream.fields import check_end, check_version, pack_fields, read_fields
 
-__all__ = ["CONTEXT", "OverfitArch", "PARENT_VERSION", "PRESET_SHAPES", "TAP_LIMIT", "UP_VERSION", "TILED_VERSION", "file_facts", "pack_params",
-           "parse_params", "VERSION"]
+__all__ = ["CONTEXT", "OverfitArch", "PARENT_VERSION", "PRESET_SHAPES", "SKIP_VERSION", "TAP_LIMIT", "UP_VERSION",
+           "TILED_VERSION", "file_facts", "pack_params", "parse_params", "VERSION"]
 
 VERSION = 1
 #: ``params`` version of a picture fitted in tiles.
@@ -36,6 +38,10 @@ TILED_VERSION = 2
 PARENT_VERSION = 3
 #: ``params`` version of files with learned upsampling taps.
 UP_VERSION = 4
+#: ``params`` version of files whose latent pyramid leaves the finest grid(s) out.
+SKIP_VERSION = 5
+#: Most grids a file may leave out at the fine end.
+MAX_SKIP = 2
 #: Largest magnitude of a learned upsampling tap (in 1/256): keeps every fixed-point sum below 2^50.
 TAP_LIMIT = 1024
 #: The fixed bicubic filter's taps (in 1/256): the reference the learned taps are stored against.
@@ -80,6 +86,10 @@ class OverfitArch:
     #: ``(-9, 67, 225, -27)``), listed in :attr:`up_taps` from the coarsest level up
     learned_up: int = 0
     up_taps: tuple[int, ...] = ()
+    #: the finest ``skip`` grids are left out (params version 5): grid 0 is at 1:2**skip and the
+    #: synthesis reads the pyramid upsampled ``skip`` more times (no latents added on the way). At
+    #: low rates the 1:1 grid holds three quarters of the latents and few of the bits.
+    skip: int = 0
 
     def level_taps(self) -> list[tuple[int, ...]] | None:
         """The 4 taps of every upsampling level (coarsest first), or None for the fixed filter."""
@@ -102,6 +112,10 @@ class OverfitArch:
     def fields(self) -> list[int]:
         return [self.n_grids, self.synth_width, self.arm_width, self.n_res, self.arm_bits, self.synth_bits]
 
+    def grid_scales(self) -> list[int]:
+        """Downsampling factor of every grid, finest first."""
+        return [1 << (self.skip + i) for i in range(self.n_grids)]
+
     def context_size(self) -> int:
         """Inputs of the entropy model: the causal neighbours, plus the parent when ``parent``."""
         return len(CONTEXT) + self.parent
@@ -119,7 +133,8 @@ class OverfitArch:
 
     def macs_per_pixel(self) -> float:
         a, c = self.arm_width, self.synth_width
-        return self.n_grids * c + 3 * c + 162 * self.n_res + 4 / 3 * (self.context_size() * a + a * a + 2 * a)
+        latents_per_pixel = sum(1 / (k * k) for k in self.grid_scales())
+        return self.n_grids * c + 3 * c + 162 * self.n_res + latents_per_pixel * (self.context_size() * a + a * a + 2 * a)
 
 
 def pack_params(archs: list[OverfitArch], tile: int = 0) -> bytes:
@@ -129,19 +144,22 @@ def pack_params(archs: list[OverfitArch], tile: int = 0) -> bytes:
     if any(a.compact for a in archs):
         if not all(a.compact for a in archs):
             raise ValueError("overfit params: compact and plain weight streams cannot share a file")
-        if any(a.learned_up for a in archs):
+        skip = any(a.skip for a in archs)
+        if any(a.learned_up for a in archs) or skip:
             values = [tile, len(archs)]
             for a in archs:
                 if len(a.up_taps) != (4 * (a.n_grids - 1) if a.learned_up else 0):
                     raise ValueError(f"overfit params: {len(a.up_taps)} upsampling taps for {a.n_grids} grids")
                 if any(abs(t) > TAP_LIMIT for t in a.up_taps):
                     raise ValueError(f"overfit params: an upsampling tap beyond +-{TAP_LIMIT}")
-                values += [*a.fields(), a.parent, a.learned_up,
+                if not 0 <= a.skip <= MAX_SKIP:
+                    raise ValueError(f"overfit params: skip {a.skip} outside 0-{MAX_SKIP}")
+                values += [*a.fields(), a.parent, a.learned_up, *([a.skip] if skip else []),
                            *(_zigzag(t - BICUBIC_TAPS[i % 4]) for i, t in enumerate(a.up_taps))]
-            return pack_fields(UP_VERSION, values)
+            return pack_fields(SKIP_VERSION if skip else UP_VERSION, values)
         return pack_fields(PARENT_VERSION, [tile, len(archs)] + [v for a in archs for v in (*a.fields(), a.parent)])
-    if any(a.parent for a in archs):
-        raise ValueError("overfit params: the coarser-grid context needs the compact form (version 3)")
+    if any(a.parent or a.skip for a in archs):
+        raise ValueError("overfit params: the coarser-grid context and skipped grids need the compact form")
     if not tile:
         (arch,) = archs
         return pack_fields(VERSION, arch.fields())
@@ -151,15 +169,16 @@ def pack_params(archs: list[OverfitArch], tile: int = 0) -> bytes:
 def parse_params(data: bytes) -> tuple[int, list[OverfitArch]]:
     """``(tile, architectures)``: ``tile`` 0 and one architecture for a picture fitted whole,
     else the largest tile side and one architecture per tile."""
-    if data[:1] in (bytes([PARENT_VERSION]), bytes([UP_VERSION])):
-        learned = data[0] == UP_VERSION
+    if data[:1] in (bytes([PARENT_VERSION]), bytes([UP_VERSION]), bytes([SKIP_VERSION])):
+        learned = data[0] in (UP_VERSION, SKIP_VERSION)
+        skips = [("skip", 0, MAX_SKIP)] if data[0] == SKIP_VERSION else []
         head, pos = read_fields(data, 1, [("tile", 0, 1 << 16), ("n_tiles", 1, 1 << 16)])
         whole = head["tile"] == 0
         if whole != (head["n_tiles"] == 1) or (not whole and head["tile"] < 16):
             raise CorruptStreamError(f"overfit params: {head['n_tiles']} tile(s) of side {head['tile']}")
         archs = []
         for _ in range(head["n_tiles"]):
-            f, pos = read_fields(data, pos, _PARENT_FIELDS + ([("learned_up", 0, 1)] if learned else []))
+            f, pos = read_fields(data, pos, _PARENT_FIELDS + ([("learned_up", 0, 1)] if learned else []) + skips)
             taps: list[int] = []
             for i in range(4 * (f["n_grids"] - 1) if f.get("learned_up") else 0):
                 t, pos = read_fields(data, pos, [("upsampling_tap", 0, 4 * TAP_LIMIT)])
@@ -195,6 +214,7 @@ def file_facts(params: bytes) -> dict[str, str]:
     preset = next((n for n, v in PRESET_SHAPES.items() if v == shape), "custom")
     ctx = f"{a.context_size()} context values" + (" (with the coarser grid's)" if a.parent else "")
     ctx += ", learned upsampling" if a.learned_up else ""
+    ctx += f", finest grid at 1:{1 << a.skip}" if a.skip else ""
     return {"decoder": (f"{a.n_grids} latent grids, synthesis {a.synth_width} wide + {a.n_res} residual "
                         f"block(s), entropy model {a.arm_width} wide, {ctx}; {a.macs_per_pixel():.0f} MACs/pixel"),
             "network bits": f"entropy model {_span(t.arm_bits for t in archs)}, synthesis "
