@@ -31,6 +31,8 @@ Multiplications per decoded pixel (``L`` grids, synthesis width ``C``, ARM width
 residual blocks, ~4/3 latents per pixel): ``L*C + 3*C + 162*R + 4/3*(12*A + A*A + 2*A)``
 (:meth:`OverfitArch.macs_per_pixel`); for 7 grids ``fast`` (C=16, A=16, R=1) 962, ``medium``
 (C=24, A=16, R=1) 1,042, ``slow`` (C=40, A=24, R=2) 1,940 -- plus ~40 for the upsampling.
+Without the 1:1 grid (``skip`` 1: 6 grids, 1/3 latent per pixel; ``fast`` at qualities 1-2) ``fast``
+is 466.
 
 Bitstream
 ---------
@@ -91,7 +93,8 @@ luma/chroma pyramid that already decodes to the image.
 Speed: one fitting iteration on a 768x512 image takes about 0.13-0.2 s on this 2-core machine
 (``fast``; the ARM's rate in cache-sized row bands with hand-written gradients, :class:`_BandedBits`,
 is the largest part), so
-``fast`` (500 iterations) encodes a Kodak image in about two minutes; the family needs thousands
+``fast`` (500 iterations; 730 at qualities 1-2, which leave the 1:1 grid and three quarters of the
+latents out) encodes a Kodak image in about two minutes; the family needs thousands
 of iterations to reach its published numbers (Cool-chic fits ~10k on a GPU).
 ``benchmarks/overfit_speed.py`` times every preset, ``benchmarks/overfit_iterations.py`` measures
 the BD-rate bought by each budget. Decoding takes 0.4-1 s (about 2,300 wavefront passes + the
