@@ -9,7 +9,9 @@ For each image and quality level, decodes the same file's latents with the model
 PSNR of each against the original (the rate is the same file) and the synthesis time (best of
 ``--repeat``). Images: the first ``--images`` of Kodak plus the CLIC images with ``--clic`` and
 any ``--image`` paths. ``glocal``'s exact synthesis includes its attention stages
-(:mod:`glocal_codec.nn.fixed_point_attention`). Writes ``benchmarks/results/exact_synthesis.json``;
+(:mod:`glocal_codec.nn.fixed_point_attention`); where numba is installed it is also timed with the
+fused kernels of :mod:`glocal_codec.nn.fused` switched off (``seconds_exact_unfused``, the same
+values: checked), interleaved with the other two. Writes ``benchmarks/results/exact_synthesis.json``;
 rows and summaries of codecs not run this time are kept from the previous file.
 """
 
@@ -26,6 +28,7 @@ import glocal_codec as gc
 from glocal_codec.bitstream import read_container
 from glocal_codec.datasets import dataset_dir, list_images
 from glocal_codec.imageio import load_image
+from glocal_codec.nn import fused
 from glocal_codec.util import psnr
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -72,10 +75,20 @@ def main() -> None:
                     y_hat = model.decompress(list(cont.streams), shape, q - 1)
                     t32, x32 = _best(lambda: model.synthesis(y_hat, q - 1), a.repeat)
                     tfx, xfx = _best(lambda: model.synthesis_exact(y_hat, q - 1), a.repeat)
+                    if fused.available():  # the torch-op path of the same ops, interleaved
+                        fused._NUMBA = False
+                        try:
+                            tun, xun = _best(lambda: model.synthesis_exact(y_hat, q - 1), a.repeat)
+                        finally:
+                            fused._NUMBA = True
+                        if not torch.equal(xun, xfx):
+                            raise SystemExit(f"{name}: the fused kernels changed the decoded values")
                 crop = (..., slice(0, h), slice(0, w))
                 row = dict(codec=name, image=Path(path).name, quality=q, bpp=8 * len(data) / (h * w),
                            psnr_float=psnr(x, x32[crop].clamp(0, 1)), psnr_exact=psnr(x, xfx[crop].clamp(0, 1)),
                            seconds_float=round(t32, 3), seconds_exact=round(tfx, 3))
+                if fused.available():
+                    row["seconds_exact_unfused"] = round(tun, 3)
                 rows.append(row)
                 print(f"{name} q{q} {row['image']}: {row['bpp']:.3f} bpp, PSNR {row['psnr_float']:.4f} -> "
                       f"{row['psnr_exact']:.4f} dB, synthesis {t32:.2f} -> {tfx:.2f} s", flush=True)
@@ -86,6 +99,8 @@ def main() -> None:
             mean_psnr_change_db=sum(r["psnr_exact"] - r["psnr_float"] for r in rs) / len(rs),
             max_abs_psnr_change_db=max(abs(r["psnr_exact"] - r["psnr_float"]) for r in rs),
             time_ratio=sum(r["seconds_exact"] for r in rs) / sum(r["seconds_float"] for r in rs),
+            **({"time_ratio_unfused": sum(r["seconds_exact_unfused"] for r in rs) / sum(r["seconds_float"] for r in rs)}
+               if all("seconds_exact_unfused" in r for r in rs) else {}),
             threads=a.threads, images=sorted({r["image"] for r in rs}), qualities=sorted({r["quality"] for r in rs}))
         print(name, summary[name])
     RESULTS.mkdir(exist_ok=True)

@@ -49,7 +49,9 @@ depth-wise conv block + squeeze-excitation) is covered too, with the same ops.
 Masked attention entries (Swin's shift / padding mask) get probability exactly 0; a row with
 every key masked (a padded query, cropped afterwards) gets all zeros instead of 0/0.
 
-Cost: float64 arithmetic, plus numpy ``exp`` / ``erfc`` built from ~30 elementwise steps.
+Cost: float64 arithmetic, plus ``exp`` / ``erfc`` built from ~30 elementwise steps; on large
+CPU tensors the softmax, GELU, cosine norms and roundings run as the fused kernels of
+:mod:`.fused` (the same operations in the same order, one pass: the same bits).
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..util import erfc_exact_t, exp_exact, exp_exact_t
+from . import fused
 from .fixed_point import FRAC, NotExactError, to_grid
 from .global_attention import GlobalTokenAttention, pooled_grid
 from .glocal_block import GlocalBlock, ScaledResidual
@@ -76,6 +79,8 @@ __all__ = [
     "normalize_exact",
     "softmax_exact",
     "gelu_exact",
+    "gelu_grid",
+    "normalize_grid",
     "sigmoid_exact",
     "adaptive_avg_pool_exact",
     "ExactLinear",
@@ -120,6 +125,8 @@ def _absmax(t: torch.Tensor) -> float:
 
 def _grid_(t: torch.Tensor, frac: int = FRAC) -> torch.Tensor:
     """:func:`~.fixed_point.to_grid` in place, for temporaries (no extra copies of big maps)."""
+    if fused.use_for(t):
+        return fused.grid_(t, frac)
     return t.mul_(2.0**frac).round_().mul_(2.0**-frac)
 
 
@@ -153,6 +160,15 @@ def matmul_exact(a: torch.Tensor, b: torch.Tensor, frac_a: int, frac_b: int, wha
     return a @ b
 
 
+def _sum_squares_k(n: int) -> int:
+    """The scale exponent ``K`` of :func:`sum_squares_exact` for rows of ``n`` terms."""
+    n = max(1, n)
+    k = (53 - 2 * FRAC - 1 - math.ceil(math.log2(n))) // 2
+    if k < 0:
+        raise NotExactError(f"sum of {n} squares: too many terms for an exact float64 sum")
+    return k
+
+
 def sum_squares_exact(x: torch.Tensor) -> torch.Tensor:
     """``(x**2).sum(-1, keepdim=True)`` of float64 ``x``, the same bits on every machine.
 
@@ -160,10 +176,9 @@ def sum_squares_exact(x: torch.Tensor) -> torch.Tensor:
     2**K)``, rounded to ``2**-FRAC`` and squared (exact); with ``n 2**(2K) < 2**(53 - 2 FRAC)``
     the sum is exact, whatever the magnitudes: relative precision ~``2**-(FRAC + K)``.
     """
-    n = max(1, x.shape[-1])
-    k = (53 - 2 * FRAC - 1 - math.ceil(math.log2(n))) // 2
-    if k < 0:
-        raise NotExactError(f"sum of {n} squares: too many terms for an exact float64 sum")
+    k = _sum_squares_k(x.shape[-1])
+    if fused.use_for(x) and x.shape[-1]:
+        return fused.sum_squares(x, k)
     lo, hi = torch.aminmax(x, dim=-1, keepdim=True)
     _, e = torch.frexp(torch.maximum(-lo, hi))  # max|x| < 2**e
     e = e.to(torch.int64)
@@ -177,6 +192,13 @@ def normalize_exact(x: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
     return x / torch.sqrt(sum_squares_exact(x)).clamp_min(eps)
 
 
+def normalize_grid(x: torch.Tensor, frac: int, eps: float = 1e-12) -> torch.Tensor:
+    """``to_grid(normalize_exact(x, eps), frac)`` (one fused pass where :mod:`.fused` runs)."""
+    if fused.use_for(x) and x.shape[-1]:
+        return fused.normalize_grid(x, _sum_squares_k(x.shape[-1]), eps, frac)
+    return _grid_(normalize_exact(x, eps), frac)
+
+
 def softmax_exact(logits: torch.Tensor, mask: torch.Tensor | None = None, units: bool = False) -> torch.Tensor:
     """Softmax over the last dim, on the ``2**-PROB_FRAC`` grid; ``mask`` (True = excluded)
     entries are exactly 0. ``units``: returned in grid units (integers, ``2**PROB_FRAC`` times
@@ -188,6 +210,9 @@ def softmax_exact(logits: torch.Tensor, mask: torch.Tensor | None = None, units:
     ``e / s`` (both scaled by the same power of two), so the bits are those of the plain formula
     in fewer passes over the attention matrix.
     """
+    if fused.use_for(logits) and logits.shape[-1]:
+        pu = fused.softmax_units(logits, mask)
+        return pu if units else pu.mul_(2.0**-PROB_FRAC)
     if mask is not None:
         logits = logits.masked_fill(mask, -math.inf)
     m = logits.amax(-1, keepdim=True)
@@ -213,6 +238,13 @@ def gelu_exact(x: torch.Tensor) -> torch.Tensor:
     :func:`~glocal_codec.util.erfc_exact` (relative error < 1.2e-7); not rounded."""
     c = _exact_op(erfc_exact_t, x * -math.sqrt(0.5))
     return c.mul_(x * 0.5)
+
+
+def gelu_grid(x: torch.Tensor, frac: int = FRAC) -> torch.Tensor:
+    """``to_grid(gelu_exact(x), frac)`` (one fused pass where :mod:`.fused` runs)."""
+    if fused.use_for(x):
+        return fused.gelu_grid(x, frac)
+    return _grid_(gelu_exact(x), frac)
 
 
 def sigmoid_exact(x: torch.Tensor) -> torch.Tensor:
@@ -356,8 +388,8 @@ class ExactWindowAttention:
         b, t, _ = win.shape
         hd = c // self.heads
         qkv = self.qkv(win, rounded=False).view(b, t, 3, self.heads, hd).permute(2, 0, 3, 1, 4)
-        qn = _grid_(normalize_exact(qkv[0]), PROB_FRAC)  # (B, heads, t, hd)
-        kn = _grid_(normalize_exact(qkv[1]), PROB_FRAC)
+        qn = normalize_grid(qkv[0], PROB_FRAC)  # (B, heads, t, hd)
+        kn = normalize_grid(qkv[1], PROB_FRAC)
         v = to_grid(qkv[2])
         qn_l1 = float(qn.abs().sum(-1).max()) if qn.numel() else 0.0  # ~sqrt(hd): unit rows
         # rows of a softmax sum to 1 up to rounding: e_i / s (exact sum s) each rounded to
@@ -393,7 +425,7 @@ class _ExactMlp:
         self.fc1, self.fc2 = ExactLinear.of(mod.fc1), ExactLinear.of(mod.fc2)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(_grid_(gelu_exact(self.fc1(x))), rounded=False)
+        return self.fc2(gelu_grid(self.fc1(x)), rounded=False)
 
 
 class _ExactSwinV2Block:
@@ -462,11 +494,11 @@ class _ExactConvGlocalBlock:
         self.fc1, self.fc2 = ExactLinear.of(glob.fc[0]), ExactLinear.of(glob.fc[2])
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.pw2(_grid_(gelu_exact(self.pw1(self.dw(x)))))  # on the grid: exact
+        x = x + self.pw2(gelu_grid(self.pw1(self.dw(x))))  # on the grid: exact
         h, w = x.shape[-2:]
         check_exact(_absmax(x) * h * w, FRAC, "squeeze-excite mean")
         mean = _grid_(x.sum(dim=(2, 3)) / float(h * w))
-        g = sigmoid_exact(self.fc2(_grid_(gelu_exact(self.fc1(mean))), rounded=False))
+        g = sigmoid_exact(self.fc2(gelu_grid(self.fc1(mean)), rounded=False))
         return _grid_(x * g[:, :, None, None])
 
 
