@@ -246,7 +246,7 @@ def test_learned_upsampling_round_trip(crop: torch.Tensor) -> None:
     from glocal_codec.codecs import overfit
     from glocal_codec.codecs.overfit_header import UP_VERSION, parse_params
 
-    codec = OverfitCodec(iterations=200, learned_up=True)  # a random start: the taps move
+    codec = OverfitCodec(iterations=200, learned_up=True, skip=0)  # a random start: the taps move
     assert codec.with_preset("slow").learned_up
     p = codec.encode(crop, 4)
     (arch,) = parse_params(p.params)[1]
@@ -302,6 +302,30 @@ def test_skipped_fine_grid_round_trip(crop: torch.Tensor, monkeypatch: pytest.Mo
                   p.streams)
     with pytest.raises(LimitError, match="grids"):
         codec.decode(bad)
+
+
+def test_low_rate_pictures_leave_the_fine_grid_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Above the preset's low qualities, ``fast`` leaves the 1:1 grid out for pictures whose rate
+    hint (a quality-30 JPEG's bpp, scaled per level) is low; other presets and pictures keep it."""
+    from glocal_codec.codecs.overfit import RATE_HINT_SCALE, rate_hint
+
+    monkeypatch.delenv("GLOCAL_CODEC_OVERFIT_ITERATIONS", raising=False)
+    p = PRESETS["fast"]
+    q = p.skip_upto + 1
+    assert p.skip_below_bpp > 0 and PRESETS["medium"].skip_below_bpp == 0
+    low = 0.5 * p.skip_below_bpp / RATE_HINT_SCALE[q]
+    c = OverfitCodec()
+    assert c.arch_for(512, 768, q, hint=low).skip == 1 and c.budget(c.arch_for(512, 768, q, hint=low)) == p.skip_iterations
+    assert c.arch_for(512, 768, q, hint=4 * low).skip == 0 and c.arch_for(512, 768, q).skip == 0
+    assert OverfitCodec(skip=0).arch_for(512, 768, q, hint=low).skip == 0
+    assert OverfitCodec(preset="medium").arch_for(512, 768, q, hint=low).skip == 0
+    assert OverfitCodec(iterations=20).arch_for(512, 768, q, hint=low).skip == 0  # previews keep it
+    assert all(RATE_HINT_SCALE[a] < RATE_HINT_SCALE[b] for a, b in zip(sorted(LAMBDAS), sorted(LAMBDAS)[1:]))
+    # the hint: a flat picture costs little, noise a lot; grey pictures work too
+    flat = torch.full((1, 3, 64, 96), 0.5)
+    noise = torch.rand(1, 3, 64, 96, generator=torch.Generator().manual_seed(0))
+    assert rate_hint(flat) < 0.3 < 2.0 < rate_hint(noise)
+    assert rate_hint(noise[:, :1]) > 1.0 and rate_hint(noise) == rate_hint(noise.clone())
 
 
 def test_params_versions_round_trip_and_bad_v3_is_refused() -> None:

@@ -123,7 +123,7 @@ from ..entropy.params import decode_tensors, encode_tensors
 from .base import NO_WEIGHTS, Payload
 from .overfit_header import CONTEXT, MAX_SKIP, PRESET_SHAPES, TAP_LIMIT, OverfitArch, pack_params, parse_params
 
-__all__ = ["OverfitArch", "OverfitCodec", "PRESETS", "Preset", "LAMBDAS"]
+__all__ = ["OverfitArch", "OverfitCodec", "PRESETS", "Preset", "LAMBDAS", "rate_hint"]
 
 #: Fixed-point fractional bits of the decoder (upsampled latents, activations, weights).
 FRAC = 12
@@ -169,14 +169,19 @@ class Preset:
     #: the budget of those fits: an iteration without the 1:1 grid costs about 0.68x (its
     #: entropy model runs over a quarter of the latents), so the same time buys more of them
     skip_iterations: int = 0
+    #: above ``skip_upto``, a picture whose :func:`rate_hint` at that quality is below this many
+    #: bits per pixel leaves the 1:1 grid out too (0: never)
+    skip_below_bpp: float = 0.0
 
 
 PRESETS: dict[str, Preset] = {
     # (synthesis width, ARM width, residual blocks) live in the header module, which `info` reads
     # fast: at qualities 1-2 the 1:1 grid is left out and the saved time spent on iterations
     # (measured on training photos at equal time: -6.5 % loss at quality 1, -3.5 % at 3 with a
-    # textured photo +19 %, +46 % at 5; docs/overfit.md)
-    "fast": Preset(500, *PRESET_SHAPES["fast"], skip_upto=2, skip_iterations=730),
+    # textured photo +19 %, +46 % at 5), and above them for pictures expected below 0.3 bpp (at
+    # quality 3, 17 training photos: the five below it all gain, -5 to -24 %, none above it that
+    # loses is below it; docs/overfit.md)
+    "fast": Preset(500, *PRESET_SHAPES["fast"], skip_upto=2, skip_iterations=730, skip_below_bpp=0.3),
     "medium": Preset(1500, *PRESET_SHAPES["medium"], starts=2),
     "slow": Preset(6000, *PRESET_SHAPES["slow"], starts=3),
 }
@@ -197,6 +202,34 @@ NET_LR_SCALE = 3.0
 HARD_FROM = 0.95
 #: Kumaraswamy noise parameter at the start (annealed to 1 = uniform): noise peaked around zero early.
 NOISE_START = 2.0
+
+
+#: :func:`rate_hint` -> expected bpp of a ``fast`` fit that keeps the 1:1 grid, per quality level:
+#: the geometric mean of the ratio on training photos at qualities 1, 3 and 5 (5, 17 and 5 photos
+#: of ``train/wikipedia_photos_half``), geometric interpolation between them, extrapolated to 6
+RATE_HINT_SCALE: dict[int, float] = {1: 0.189, 2: 0.348, 3: 0.642, 4: 0.992, 5: 1.533, 6: 2.37}
+
+
+def rate_hint(x: torch.Tensor) -> float:
+    """Bits per pixel of the picture (1 x C x H x W in [0, 1]) as a quality-30 baseline JPEG
+    (Pillow, 4:2:0): a rate estimate that takes ~10 ms, for choosing the architecture before a
+    fit. It predicts a ``fast`` fit's rate to within about 20 % (log-residual s.d. 0.13-0.2 on
+    Kodak and training photos; :data:`RATE_HINT_SCALE` maps it to each quality level)."""
+    a = (x.detach()[0].float().clamp(0, 1) * 255).round().to(torch.uint8).cpu()
+    a = a.expand(3, *a.shape[-2:]) if a.shape[0] == 1 else a
+    # less the file's fixed part (headers, tables: ~600 bytes, a tiny picture's whole rate)
+    body = _jpeg30_bytes(a.permute(1, 2, 0).contiguous().numpy()) - _jpeg30_bytes(np.full((8, 8, 3), 128, np.uint8))
+    return 8 * max(0, body) / (a.shape[-2] * a.shape[-1])
+
+
+def _jpeg30_bytes(rgb: np.ndarray) -> int:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(rgb, "RGB").save(buf, "JPEG", quality=30)
+    return buf.tell()
 
 
 def grid_sizes(h: int, w: int, n: int, skip: int = 0) -> list[tuple[int, int]]:
@@ -833,13 +866,17 @@ class OverfitCodec:
             raise ValueError(f"{self.name}: quality must be one of {list(self.qualities)}, got {quality!r}")
         return int(quality)
 
-    def arch_for(self, h: int, w: int, quality: int) -> OverfitArch:
+    def arch_for(self, h: int, w: int, quality: int, hint: float | None = None) -> OverfitArch:
+        """The architecture of a fit of an ``h x w`` picture; ``hint``: its :func:`rate_hint`
+        (without one, only the preset's low qualities leave the 1:1 grid out)."""
         p = PRESETS[self.preset]
         self._check_quality(quality)
         # the weight bits are placeholders here: :meth:`_code` chooses them by measurement
         n = default_grids(h, w)
         # (previews and tests, under ANALYTIC_BELOW iterations, keep the 1:1 grid: the analytic start needs it)
-        skip = self.skip if self.skip is not None else int(quality <= p.skip_upto and self.iterations >= ANALYTIC_BELOW)
+        low_rate = hint is not None and hint * RATE_HINT_SCALE[quality] < p.skip_below_bpp
+        skip = self.skip if self.skip is not None else \
+            int((quality <= p.skip_upto or low_rate) and self.iterations >= ANALYTIC_BELOW)
         skip = min(skip, n - 1)  # at least one grid; the coarsest stays where it was
         n -= skip
         learned = self.learned_up if self.learned_up is not None else bool(p.learned_up)
@@ -866,7 +903,10 @@ class OverfitCodec:
     def _encode_whole(self, x: torch.Tensor, q: int, progress) -> tuple[OverfitArch, tuple[bytes, bytes, bytes]]:
         """Fit and code one picture (or tile) as a whole: its architecture and three streams."""
         h, w = (int(v) for v in x.shape[-2:])
-        arch = self.arch_for(h, w, q)
+        p = PRESETS[self.preset]
+        wanted = self.skip is None and p.skip_below_bpp and q > p.skip_upto and self.iterations >= ANALYTIC_BELOW
+        hint = rate_hint(x) if wanted else None
+        arch = self.arch_for(h, w, q, hint)
         # small images: float64 (and one thread, below), so that the optimisation's rounding
         # noise is far below anything that could flip a quantised value on another CPU
         dtype = torch.float64 if self.device.type == "cpu" and h * w <= SMALL_IMAGE else torch.float32
