@@ -19,7 +19,8 @@ import numpy as np
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["atomic_write", "file_sha256", "psnr", "exp_exact", "exp_exact_t", "erf_exact", "erfc_exact", "erfc_exact_t"]
+__all__ = ["atomic_write", "file_sha256", "psnr", "exp_exact", "exp_exact_t", "erf_exact", "erfc_exact", "erfc_exact_t",
+           "LN2_HI", "LN2_LO", "INV_LN2", "EXP_COEFFS", "ERFC_COEFFS"]
 
 #: Bytes or text to write, or a callable that writes the file at the temporary path it is given
 #: (for writers that want a file name: ``torch.save``, safetensors, PyAV, matplotlib).
@@ -150,10 +151,10 @@ def _to8(x: torch.Tensor) -> torch.Tensor:
 # bit-identical across CPUs: they dispatch to AVX2 / AVX-512 kernels whose results differ from
 # the scalar libm path in the last bit. Anything that must be identical on every machine (coding
 # tables, fixed-point decoders) uses this instead.
-_LN2_HI = 6.93147180369123816490e-01  # low 32 bits zero: k * _LN2_HI is exact for |k| < 2**20
-_LN2_LO = 1.90821492927058770002e-10
-_INV_LN2 = 1.44269504088896338700e00
-_EXP_COEFFS = [1.0 / math.factorial(n) for n in range(13, -1, -1)]  # |r| <= 0.35: error < 1e-17
+LN2_HI = 6.93147180369123816490e-01  # low 32 bits zero: k * LN2_HI is exact for |k| < 2**20
+LN2_LO = 1.90821492927058770002e-10
+INV_LN2 = 1.44269504088896338700e00
+EXP_COEFFS = [1.0 / math.factorial(n) for n in range(13, -1, -1)]  # |r| <= 0.35: error < 1e-17
 
 
 #: Elements per pass of the polynomial loops: small enough that the ~30 passes stay in the CPU
@@ -202,11 +203,11 @@ def _pow2_t(k: "torch.Tensor") -> "torch.Tensor":
 def _exp_chunk(x: "torch.Tensor", out: "torch.Tensor") -> None:
     import torch
 
-    k = torch.round(x * _INV_LN2)
-    r = x - k * _LN2_HI
-    r -= k * _LN2_LO
-    poly = torch.full_like(r, _EXP_COEFFS[0])
-    for c in _EXP_COEFFS[1:]:
+    k = torch.round(x * INV_LN2)
+    r = x - k * LN2_HI
+    r -= k * LN2_LO
+    poly = torch.full_like(r, EXP_COEFFS[0])
+    for c in EXP_COEFFS[1:]:
         poly.mul_(r)  # two kernels: no fused multiply-add, same rounding everywhere
         poly.add_(c)
     # ldexp(poly, k) as two power-of-two products (each half of k keeps 2**e normal): the first
@@ -233,7 +234,7 @@ def exp_exact(x: np.ndarray, threads: int = 1) -> np.ndarray:
 # section 6.2, erfcc): t exp(-x^2 + P(t)), t = 1 / (1 + x / 2), with a *relative* error below
 # 1.2e-7 everywhere (so GELU's small negative tail stays accurate too). Built like exp_exact from
 # single elementwise operations (no fused multiply-add) and exp_exact: bit-identical on every machine.
-_ERFC_COEFFS = [0.17087277, -0.82215223, 1.48851587, -1.13520398, 0.27886807, -0.18628806,
+ERFC_COEFFS = [0.17087277, -0.82215223, 1.48851587, -1.13520398, 0.27886807, -0.18628806,
                 0.09678418, 0.37409196, 1.00002368, -1.26551223]
 
 
@@ -244,8 +245,8 @@ def _erfc_chunk(x: "torch.Tensor", out: "torch.Tensor") -> None:
     z = x.abs()
     t = (z * 0.5).add_(1.0)
     t = torch.full_like(t, 1.0).div_(t)  # a true division (not an approximate reciprocal)
-    poly = torch.full_like(z, _ERFC_COEFFS[0])
-    for c in _ERFC_COEFFS[1:]:
+    poly = torch.full_like(z, ERFC_COEFFS[0])
+    for c in ERFC_COEFFS[1:]:
         poly.mul_(t)
         poly.add_(c)
     z.mul_(z)

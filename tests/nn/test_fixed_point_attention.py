@@ -59,14 +59,14 @@ def test_erf_and_erfc_match_math() -> None:
 
 def test_chunked_exp_exact_keeps_the_bits_of_the_plain_formula() -> None:
     """exp_exact runs its polynomial chunk by chunk (in cache): same operations per element."""
-    from glocal_codec.util import _EXP_COEFFS, _INV_LN2, _LN2_HI, _LN2_LO
+    from glocal_codec.util import EXP_COEFFS, INV_LN2, LN2_HI, LN2_LO
 
     def plain(x):
         x = np.maximum(np.asarray(x, dtype=np.float64), -700.0)
-        k = np.rint(x * _INV_LN2)
-        r = (x - k * _LN2_HI) - k * _LN2_LO
-        poly = np.full_like(r, _EXP_COEFFS[0])
-        for c in _EXP_COEFFS[1:]:
+        k = np.rint(x * INV_LN2)
+        r = (x - k * LN2_HI) - k * LN2_LO
+        poly = np.full_like(r, EXP_COEFFS[0])
+        for c in EXP_COEFFS[1:]:
             poly = poly * r + c
         return np.ldexp(poly, k.astype(np.int64))
 

@@ -43,13 +43,13 @@ __all__ = ["available", "use_for", "exp_", "erfc_", "softmax_units", "gelu_grid"
 
 # the constants of glocal_codec.util's exp_exact / erfc_exact, repeated as numba globals
 # (frozen into the compiled code); tests/nn/test_fused.py compares the bits with util's versions
-from ..util import _ERFC_COEFFS, _EXP_COEFFS, _INV_LN2, _LN2_HI, _LN2_LO  # noqa: E402
+from ..util import ERFC_COEFFS, EXP_COEFFS, INV_LN2, LN2_HI, LN2_LO  # noqa: E402
 
 #: Below this many elements the torch path is used (thread hand-off and first-call costs).
 MIN_ELEMENTS = 1 << 15
 _POW2 = np.array([2.0**k for k in range(-1022, 1024)])  # 2**k at index k + 1022, k in [-1022, 1023]
-_EXP_C = np.array(_EXP_COEFFS, dtype=np.float64)
-_ERFC_C = np.array(_ERFC_COEFFS, dtype=np.float64)
+_EXP_C = np.array(EXP_COEFFS, dtype=np.float64)
+_ERFC_C = np.array(ERFC_COEFFS, dtype=np.float64)
 _SQRT_HALF_NEG = -math.sqrt(0.5)
 
 try:  # numba is a dependency; a broken install must not break decoding, only slow it down
@@ -71,9 +71,9 @@ except ImportError:  # pragma: no cover - exercised by the no-numba test in a su
 def _exp1(v: float) -> float:
     """util._exp_chunk on one value: Cody-Waite reduction, Horner in two roundings per step,
     ldexp as two power-of-two products."""
-    k = np.rint(v * _INV_LN2)
-    r = v - k * _LN2_HI
-    r = r - k * _LN2_LO
+    k = np.rint(v * INV_LN2)
+    r = v - k * LN2_HI
+    r = r - k * LN2_LO
     p = _EXP_C[0]
     for j in range(1, _EXP_C.size):
         p = p * r
