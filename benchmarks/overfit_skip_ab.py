@@ -11,7 +11,8 @@ Appends one JSON row per fit to ``benchmarks/results/overfit_skip_ab.jsonl`` (``
 The rows there (2026-12-05) chose and checked ``Preset.skip_below_bpp``: training photos 001,
 002, 004, 008, 009, 011, 013, 016, 019, 020, 023, 027, 032, 037, 038, 042, 049 at quality 3 (and a
 few at 1, 4, 5), then, not used for choosing, the six Kodak images the rule picks at quality 3 and
-the held-out CLIC crop ``alberto-montalesi-176097`` (centre 768 x 512); one torch thread per fit,
+the held-out CLIC crop ``alberto-montalesi-176097`` (centre 768 x 512), and a quality-4 line tried and
+rejected on six training photos and the same six Kodak images; one torch thread per fit,
 two or three fits at a time, so the ``seconds`` are not the preset's. docs/overfit.md has the tables.
 """
 
