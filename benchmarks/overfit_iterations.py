@@ -16,7 +16,9 @@ goes beside it (overfit_iterations.png); whole images go to overfit_iterations_f
 ``overfit`` records are the ``fast`` preset, i.e. 500 iterations; its ``msh`` records the anchor)
 instead of fitting them again. ``--preset`` fits with another preset's decoder size and random
 starts (``medium``: 24-wide synthesis, 2 starts); its points are labelled ``medium@N`` and it is a
-separate curve (``fast``'s are ``overfit@N``).
+separate curve (``fast``'s are ``overfit@N``). Every fit runs ``N`` full-size iterations and no
+half-size start (``coarse=0``; ``fast`` itself has one since 2026-12-05), so the curve is the one
+measured before it.
 """
 
 from __future__ import annotations
@@ -104,7 +106,7 @@ def main() -> None:
     for name in names:
         x = _crop(load_image(DATA / "kodak" / name)[0], a.crop)
         for label, codec, levels in [("msh", "msh", range(1, 7))] + \
-                [(f"{tag}@{n}", OverfitCodec(preset=a.preset, iterations=n), qualities) for n in budgets]:
+                [(f"{tag}@{n}", OverfitCodec(preset=a.preset, iterations=n, coarse=0), qualities) for n in budgets]:
             for q in levels:
                 key = f"{name}|{label}|{q}"
                 if key not in points:

@@ -580,3 +580,32 @@ def test_large_pictures_are_fitted_in_tiles_and_decode_from_the_file(crop: torch
         codec.decode(Payload(tiled.shape, tiled.quality, tiled.params, tiled.streams[:-3]))
     with pytest.raises(CorruptStreamError, match="tiles"):
         codec.decode(Payload((3, 64, 200), tiled.quality, tiled.params, tiled.streams))
+
+
+def test_coarse_to_fine_fit_round_trip_and_rules(crop: torch.Tensor, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fit that starts at half resolution (``coarse`` iterations) writes an ordinary file: the same
+    decoder, the same bytes for the same seed; with the 1:1 grid or without it; and the rules that
+    turn it off (short budgets, learned filters, coarser-grid context, tiny pictures) hold."""
+    from glocal_codec.codecs import overfit
+
+    monkeypatch.setattr(overfit, "ANALYTIC_BELOW", 20)  # a short budget that still takes the random start
+    for skip in (0, 1):
+        codec = OverfitCodec(iterations=30, coarse=40, skip=skip)
+        arch = codec.arch_for(*crop.shape[-2:], 3)
+        assert codec.coarse_budget(arch, *crop.shape[-2:]) == 40
+        p = codec.encode(crop, 3)
+        x = OverfitCodec().decode(p)
+        assert psnr(x, crop) > 18.0
+        assert p == OverfitCodec(iterations=30, coarse=40, skip=skip).encode(crop, 3)  # seeded
+    plain = OverfitCodec(iterations=30, coarse=0, skip=0).encode(crop, 3)
+    assert plain != OverfitCodec(iterations=30, coarse=40, skip=0).encode(crop, 3)
+    c = OverfitCodec(iterations=30, coarse=40)
+    a = c.arch_for(512, 768, 3)
+    assert c.coarse_budget(a, 512, 768) == 40 and c.coarse_budget(a, 63, 768) == 0
+    assert c.coarse_budget(replace(a, learned_up=1), 512, 768) == 0
+    assert c.coarse_budget(replace(a, parent=1), 512, 768) == 0
+    assert c.coarse_budget(replace(a, n_grids=1), 512, 768) == 0
+    assert OverfitCodec(iterations=10, coarse=40).coarse_budget(a, 512, 768) == 0  # the analytic start
+    assert c.with_preset("medium").coarse == 40
+    with pytest.raises(ValueError, match="coarse"):
+        OverfitCodec(coarse=-1)

@@ -86,15 +86,17 @@ to 0.1 (:func:`_noisy_round`); then hard rounding (straight-through). The networ
 float; the bits their weights ship with are chosen afterwards per network by measuring
 rate + lambda * distortion through the fixed-point decoder (:data:`BIT_CHOICES`) -- a
 quantisation-aware phase cost more than it saved (measured). ``medium`` / ``slow`` let 2 / 3
-random starts compete over the first tenth of the budget and keep the best. Budgets below
+random starts compete over the first tenth of the budget and keep the best. ``fast`` starts
+coarse to fine: its first iterations fit the picture at half resolution with every grid but the
+1:1 one (:meth:`OverfitCodec.coarse_budget`), which then joins at zero. Budgets below
 :data:`ANALYTIC_BELOW` iterations (tests, previews) start from :func:`_analytic_init`, a
 luma/chroma pyramid that already decodes to the image.
 
 Speed: one fitting iteration on a 768x512 image takes about 0.13-0.2 s on this 2-core machine
 (``fast``; the ARM's rate in cache-sized row bands with hand-written gradients, :class:`_BandedBits`,
 is the largest part), so
-``fast`` (500 iterations; 730 at qualities 1-2, which leave the 1:1 grid and three quarters of the
-latents out) encodes a Kodak image in about two minutes; the family needs thousands
+``fast`` (300 half-size iterations at ~0.26x the cost, then 420; 610 where the 1:1 grid and three
+quarters of the latents are left out) encodes a Kodak image in about two minutes; the family needs thousands
 of iterations to reach its published numbers (Cool-chic fits ~10k on a GPU).
 ``benchmarks/overfit_speed.py`` times every preset, ``benchmarks/overfit_iterations.py`` measures
 the BD-rate bought by each budget. Decoding takes 0.4-1 s (about 2,300 wavefront passes + the
@@ -172,6 +174,8 @@ class Preset:
     #: above ``skip_upto``, a picture whose :func:`rate_hint` at that quality is below this many
     #: bits per pixel leaves the 1:1 grid out too (0: never)
     skip_below_bpp: float = 0.0
+    #: iterations fitted at half resolution before the full-size ones (:meth:`OverfitCodec.coarse_budget`)
+    coarse: int = 0
 
 
 PRESETS: dict[str, Preset] = {
@@ -181,7 +185,10 @@ PRESETS: dict[str, Preset] = {
     # textured photo +19 %, +46 % at 5), and above them for pictures expected below 0.3 bpp (at
     # quality 3, 17 training photos: the five below it all gain, -5 to -24 %, none above it that
     # loses is below it; docs/overfit.md)
-    "fast": Preset(500, *PRESET_SHAPES["fast"], skip_upto=2, skip_iterations=730, skip_below_bpp=0.3),
+    # Every fit starts with 300 iterations at half resolution (~0.26x an iteration's time each; the
+    # full-size budgets shrink to keep the time: 500 -> 420, 730 -> 610). At equal time on 8
+    # held-out fits (Kodak, CLIC): loss -3.7 % on average, -17 to +6 % (docs/overfit.md)
+    "fast": Preset(420, *PRESET_SHAPES["fast"], skip_upto=2, skip_iterations=610, skip_below_bpp=0.3, coarse=300),
     "medium": Preset(1500, *PRESET_SHAPES["medium"], starts=2),
     "slow": Preset(6000, *PRESET_SHAPES["slow"], starts=3),
 }
@@ -765,6 +772,29 @@ class _Wavefront:
         return idx if self.parent is None else np.concatenate([idx, self.parent[a:b, None]], axis=1)
 
 
+@dataclass(frozen=True)
+class _Phase:
+    """One stage of a fit: the picture it fits, the grids it uses (``first`` on) and their canvas,
+    the sizes to upsample to after the finest of them, and its schedule (``total`` iterations;
+    hard rounding from ``hard_from``)."""
+
+    img: torch.Tensor
+    first: int
+    fine: list[tuple[int, int]]
+    canvas: Canvas
+    valid: torch.Tensor
+    npix: int
+    total: int
+    hard_from: int
+
+    @classmethod
+    def make(cls, img: torch.Tensor, sizes: list[tuple[int, int]], first: int, fine: list[tuple[int, int]],
+             total: int, hard_from: int, device: torch.device) -> "_Phase":
+        canvas = Canvas(sizes)
+        return cls(img, first, list(fine), canvas, canvas.mask(device)[..., 2:, 2:-2],
+                   int(img.shape[-1] * img.shape[-2]), total, hard_from)
+
+
 @contextmanager
 def _threads_for(pixels: int, device: torch.device) -> Iterator[None]:
     """One torch thread for small images on the CPU (see :data:`SMALL_IMAGE`), restored after."""
@@ -806,7 +836,7 @@ class OverfitCodec:
 
     def __init__(self, preset: str = "fast", iterations: int | None = None, seed: int = 0,
                  device: str | torch.device | None = None, parent_context: bool = False,
-                 learned_up: bool | None = None, skip: int | None = None) -> None:
+                 learned_up: bool | None = None, skip: int | None = None, coarse: int | None = None) -> None:
         if preset not in PRESETS:
             raise ValueError(f"overfit: preset must be one of {sorted(PRESETS)}, got {preset!r}")
         self.preset = preset
@@ -820,6 +850,10 @@ class OverfitCodec:
             raise ValueError(f"overfit: skip must be within 0-{MAX_SKIP}, got {skip!r}")
         #: finest grids left out (None: the preset's choice for the quality level)
         self.skip = None if skip is None else int(skip)
+        if coarse is not None and int(coarse) < 0:
+            raise ValueError(f"overfit: coarse must be >= 0, got {coarse!r}")
+        #: half-resolution iterations before the full-size fit (None: the preset's)
+        self.coarse = None if coarse is None else int(coarse)
         self.device = torch.device(device) if device is not None else torch.device("cpu")
         #: largest tile side of pictures fitted in tiles (:data:`TILE`; tests make it small)
         self.tile = TILE
@@ -837,6 +871,17 @@ class OverfitCodec:
             return p.skip_iterations
         return self.iterations
 
+    def coarse_budget(self, arch: OverfitArch, h: int, w: int) -> int:
+        """Iterations at half resolution that start a fit of an ``h x w`` picture: the preset's (or
+        ``coarse``); none for short budgets (the analytic start), learned upsampling or the parent
+        context (their filters and contexts differ at half size), pictures under 64 pixels a
+        side, or a single 1:1 grid."""
+        n = self.coarse if self.coarse is not None else PRESETS[self.preset].coarse
+        if (not n or self.budget(arch) < ANALYTIC_BELOW or arch.learned_up or arch.parent or min(h, w) < 64
+                or (arch.skip == 0 and arch.n_grids < 2)):
+            return 0
+        return n
+
     @iterations.setter
     def iterations(self, value: int | None) -> None:
         if value is not None and int(value) < 1:
@@ -847,7 +892,8 @@ class OverfitCodec:
         """This codec at another preset (same seed and device; the iteration budget follows the
         preset unless this instance's was set explicitly)."""
         other = OverfitCodec(preset=name, iterations=self._iterations, seed=self.seed, device=self.device,
-                             parent_context=self.parent_context, learned_up=self.learned_up, skip=self.skip)
+                             parent_context=self.parent_context, learned_up=self.learned_up, skip=self.skip,
+                             coarse=self.coarse)
         other.tile = self.tile
         return other
 
@@ -923,13 +969,10 @@ class OverfitCodec:
         dev = self.device
         h, w = img.shape[-2:]
         sizes = grid_sizes(h, w, arch.n_grids, arch.skip)
-        fine = fine_sizes(h, w, arch.skip)
         total = self.budget(arch)
-        hard_from = int(total * HARD_FROM)
         warm = min(total, max(1, total // 10)) if p.starts > 1 else 0
-        npix = h * w
-        canvas = Canvas(sizes)
-        valid = canvas.mask(dev)[..., 2:, 2:-2]
+        coarse = self.coarse_budget(arch, h, w)
+        full = _Phase.make(img, sizes, 0, fine_sizes(h, w, arch.skip), total, int(total * HARD_FROM), dev)
 
         def new_state(seed: int, analytic: bool):
             torch.manual_seed(seed)
@@ -940,43 +983,68 @@ class OverfitCodec:
             for y in lat:
                 y.requires_grad_(True)
             # the analytic start is already near its optimum: small steps keep it there
-            opt = torch.optim.Adam([{"params": lat, "scale": 1.0 if analytic else LATENT_LR_SCALE},
-                                    {"params": [*syn.parameters(), *am.parameters()],
-                                     "scale": 0.2 if analytic else NET_LR_SCALE}],
-                                   lr=p.lr, betas=(0.9, 0.999))
-            return lat, syn, am, opt
+            return lat, syn, am, self._adam(lat, syn, am, 1.0 if analytic else LATENT_LR_SCALE,
+                                            0.2 if analytic else NET_LR_SCALE)
 
-        def step(state, it: int) -> tuple[float, float, float]:
+        def step(state, it: int, ph: "_Phase") -> tuple[float, float, float]:
             lat, syn, am, opt = state
-            frac = it / max(1, hard_from)
-            hard = it >= hard_from
-            lr = cosine_lr(it, total, p.lr, warmup=0.02)
+            frac = it / max(1, ph.hard_from)
+            hard = it >= ph.hard_from
+            lr = cosine_lr(it, ph.total, p.lr, warmup=0.02)
             for g in opt.param_groups:
                 g["lr"] = lr * g["scale"]
+            used = lat[ph.first:]
             if hard:
-                yq = [y + (torch.round(y) - y).detach() for y in lat]
+                yq = [y + (torch.round(y) - y).detach() for y in used]
             else:
                 temp = 0.3 * (1 - frac) + 0.1 * frac
                 a = NOISE_START * (1 - frac) + frac
-                yq = [_noisy_round(y, temp, a) for y in lat]
-            x_hat = syn(pyramid(yq, taps=syn.level_taps(), fine=fine))
-            mse = F.mse_loss(x_hat, img)
-            bits = am.canvas_bits(canvas.place(yq), valid, canvas.parents(yq) if arch.parent else None)
-            loss = bits / npix + lam * mse
+                yq = [_noisy_round(y, temp, a) for y in used]
+            feat = pyramid(yq, taps=syn.level_taps(), fine=ph.fine)
+            if ph.first:  # the grids left out of this phase (still zero) as zero channels, finest last
+                feat = F.pad(feat, (0, 0, 0, 0, 0, ph.first))
+            x_hat = syn(feat)
+            mse = F.mse_loss(x_hat, ph.img)
+            bits = am.canvas_bits(ph.canvas.place(yq), ph.valid, ph.canvas.parents(yq) if arch.parent else None)
+            loss = bits / ph.npix + lam * mse
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             with torch.no_grad():
-                for y in lat:
+                for y in used:
                     y.clamp_(-LATENT_MAX, LATENT_MAX)
-            return float(loss.detach()), float(bits.detach()) / npix, float(mse.detach())
+            return float(loss.detach()), float(bits.detach()) / ph.npix, float(mse.detach())
 
-        if warm:
+        if coarse:
+            # coarse to fine: the picture at half resolution first, fitted by the same networks and
+            # by every grid but the 1:1 one (those grids are the half picture's own pyramid) at about
+            # 0.3x an iteration's cost; the 1:1 grid joins at zero, where it would start anyway.
+            # Random starts (``Preset.starts``) compete here, where they are cheap.
+            half = F.avg_pool2d(F.pad(img, (0, w % 2, 0, h % 2), mode="replicate"), 2)
+            first = 0 if arch.skip else 1
+            ph = _Phase.make(half, sizes[first:], first, fine_sizes(*half.shape[-2:], max(0, arch.skip - 1)),
+                             coarse, 2 * coarse, dev)
+            cands = []
+            for s in range(p.starts):
+                lat, syn, am, opt = new_state(self.seed * 1000 + s, False)
+                st = (lat, syn, am, self._adam(lat[first:], syn, am, LATENT_LR_SCALE, NET_LR_SCALE))
+                for it in range(coarse):
+                    loss, bpp, mse = step(st, it, ph)
+                    if progress is not None and it % 10 == 9:
+                        report(progress, 0, total, f"half size: {bpp:.3f} bpp, "
+                                                   f"{10 * math.log10(1 / max(mse, 1e-12)):.2f} dB")
+                # Adam's moments carry over to the full-size phase (its own warm-up and decay follow)
+                for t, m in st[3].state.items():
+                    opt.state[t] = m
+                cands.append((loss, s, (lat, syn, am, opt)))
+            state = min(cands, key=lambda c: (c[0], c[1]))[2]
+            start = 0
+        elif warm:
             cands = []
             for s in range(p.starts):
                 st = new_state(self.seed * 1000 + s, False)
                 for it in range(warm):
-                    loss = step(st, it)[0]
+                    loss = step(st, it, full)[0]
                 cands.append((loss, s, st))
             state = min(cands, key=lambda c: (c[0], c[1]))[2]
             start = warm
@@ -984,13 +1052,19 @@ class OverfitCodec:
             state = new_state(self.seed * 1000, total < ANALYTIC_BELOW)
             start = 0
         for it in range(start, total):
-            loss, bpp, mse = step(state, it)
+            loss, bpp, mse = step(state, it, full)
             if progress is not None and (it % 10 == 9 or it == total - 1):
                 report(progress, it + 1, total, f"{bpp:.3f} bpp, {10 * math.log10(1 / max(mse, 1e-12)):.2f} dB, "
                                                 f"loss {loss:.4f}")
         lat, syn, am, _ = state
         return ([torch.round(y.detach()).clamp(-LATENT_MAX, LATENT_MAX).float().cpu() for y in lat],
                 syn.cpu().float(), am.cpu().float())
+
+    @staticmethod
+    def _adam(lat: list[torch.Tensor], syn: Synthesis, arm: ARM, lat_scale: float, net_scale: float):
+        return torch.optim.Adam([{"params": lat, "scale": lat_scale},
+                                 {"params": [*syn.parameters(), *arm.parameters()], "scale": net_scale}],
+                                lr=0.0, betas=(0.9, 0.999))  # (every step sets the rate)
 
     def _code(self, latents: list[torch.Tensor], synth: Synthesis, arm: ARM, arch: OverfitArch,
               img: torch.Tensor, lam: float) -> tuple[OverfitArch, tuple[bytes, ...]]:
