@@ -607,5 +607,11 @@ def test_coarse_to_fine_fit_round_trip_and_rules(crop: torch.Tensor, monkeypatch
     assert c.coarse_budget(replace(a, n_grids=1), 512, 768) == 0
     assert OverfitCodec(iterations=10, coarse=40).coarse_budget(a, 512, 768) == 0  # the analytic start
     assert c.with_preset("medium").coarse == 40
+    # the preset's half-size start: fast, fits that keep the 1:1 grid; an explicit one applies to all
+    monkeypatch.delenv("GLOCAL_CODEC_OVERFIT_ITERATIONS", raising=False)
+    fast, skipped = OverfitCodec(), replace(a, skip=1)
+    assert fast.coarse_budget(a, 512, 768) == PRESETS["fast"].coarse > 0 == fast.coarse_budget(skipped, 512, 768)
+    assert OverfitCodec(coarse=40).coarse_budget(skipped, 512, 768) == 40
+    assert OverfitCodec(preset="medium").coarse_budget(a, 512, 768) == 0
     with pytest.raises(ValueError, match="coarse"):
         OverfitCodec(coarse=-1)

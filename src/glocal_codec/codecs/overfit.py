@@ -87,7 +87,7 @@ float; the bits their weights ship with are chosen afterwards per network by mea
 rate + lambda * distortion through the fixed-point decoder (:data:`BIT_CHOICES`) -- a
 quantisation-aware phase cost more than it saved (measured). ``medium`` / ``slow`` let 2 / 3
 random starts compete over the first tenth of the budget and keep the best. ``fast`` starts
-coarse to fine: its first iterations fit the picture at half resolution with every grid but the
+coarse to fine where it keeps the 1:1 grid: its first iterations fit the picture at half resolution with every grid but the
 1:1 one (:meth:`OverfitCodec.coarse_budget`), which then joins at zero. Budgets below
 :data:`ANALYTIC_BELOW` iterations (tests, previews) start from :func:`_analytic_init`, a
 luma/chroma pyramid that already decodes to the image.
@@ -95,8 +95,8 @@ luma/chroma pyramid that already decodes to the image.
 Speed: one fitting iteration on a 768x512 image takes about 0.13-0.2 s on this 2-core machine
 (``fast``; the ARM's rate in cache-sized row bands with hand-written gradients, :class:`_BandedBits`,
 is the largest part), so
-``fast`` (300 half-size iterations at ~0.26x the cost, then 420; 610 where the 1:1 grid and three
-quarters of the latents are left out) encodes a Kodak image in about two minutes; the family needs thousands
+``fast`` (300 half-size iterations at ~0.26x the cost, then 420; 730 plain ones where the 1:1 grid
+and three quarters of the latents are left out) encodes a Kodak image in about two minutes; the family needs thousands
 of iterations to reach its published numbers (Cool-chic fits ~10k on a GPU).
 ``benchmarks/overfit_speed.py`` times every preset, ``benchmarks/overfit_iterations.py`` measures
 the BD-rate bought by each budget. Decoding takes 0.4-1 s (about 2,300 wavefront passes + the
@@ -185,10 +185,11 @@ PRESETS: dict[str, Preset] = {
     # textured photo +19 %, +46 % at 5), and above them for pictures expected below 0.3 bpp (at
     # quality 3, 17 training photos: the five below it all gain, -5 to -24 %, none above it that
     # loses is below it; docs/overfit.md)
-    # Every fit starts with 300 iterations at half resolution (~0.26x an iteration's time each; the
-    # full-size budgets shrink to keep the time: 500 -> 420, 730 -> 610). At equal time on 8
-    # held-out fits (Kodak, CLIC): loss -3.7 % on average, -17 to +6 % (docs/overfit.md)
-    "fast": Preset(420, *PRESET_SHAPES["fast"], skip_upto=2, skip_iterations=610, skip_below_bpp=0.3, coarse=300),
+    # Fits that keep the 1:1 grid start with 300 iterations at half resolution (~0.26x an
+    # iteration's time each; 500 -> 420 full-size ones keep the time): Kodak eval, kodim01-08,
+    # qualities 3-5, loss -3.4 / -3.2 / -1.4 %; fits without the 1:1 grid lost (+5.3 / +3.5 % at
+    # qualities 1-2) and keep their plain 730 (docs/overfit.md)
+    "fast": Preset(420, *PRESET_SHAPES["fast"], skip_upto=2, skip_iterations=730, skip_below_bpp=0.3, coarse=300),
     "medium": Preset(1500, *PRESET_SHAPES["medium"], starts=2),
     "slow": Preset(6000, *PRESET_SHAPES["slow"], starts=3),
 }
@@ -872,11 +873,13 @@ class OverfitCodec:
         return self.iterations
 
     def coarse_budget(self, arch: OverfitArch, h: int, w: int) -> int:
-        """Iterations at half resolution that start a fit of an ``h x w`` picture: the preset's (or
-        ``coarse``); none for short budgets (the analytic start), learned upsampling or the parent
+        """Iterations at half resolution that start a fit of an ``h x w`` picture: the preset's where
+        the fit keeps the 1:1 grid, or ``coarse`` if given; none for short budgets (the analytic start), learned upsampling or the parent
         context (their filters and contexts differ at half size), pictures under 64 pixels a
         side, or a single 1:1 grid."""
-        n = self.coarse if self.coarse is not None else PRESETS[self.preset].coarse
+        # the preset's half-size start is for fits that keep the 1:1 grid: fits without it lost
+        # (docs/overfit.md); ``coarse`` given explicitly applies to both
+        n = self.coarse if self.coarse is not None else (0 if arch.skip else PRESETS[self.preset].coarse)
         if (not n or self.budget(arch) < ANALYTIC_BELOW or arch.learned_up or arch.parent or min(h, w) < 64
                 or (arch.skip == 0 and arch.n_grids < 2)):
             return 0
