@@ -16,12 +16,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import time
 from pathlib import Path
 
 import torch
+from overfit_skip_ab import scored  # same directory: the same scoring as the skip A/B
 
-import glocal_codec as gc
 from glocal_codec.codecs import overfit
 from glocal_codec.imageio import load_image
 
@@ -32,17 +31,7 @@ DATA = Path(os.environ.get("GLOCAL_CODEC_DATA", HERE.parents[1] / "shared" / "da
 def fit(x: torch.Tensor, quality: int, skip: int, coarse: int, iterations: int, preset: str) -> dict:
     """One fit: ``coarse`` half-size iterations, then ``iterations`` full-size ones."""
     codec = overfit.OverfitCodec(preset=preset, iterations=iterations, skip=skip, coarse=coarse)
-    t = time.perf_counter()
-    data = gc.encode(x, codec=codec, quality=quality)
-    secs = time.perf_counter() - t
-    y = gc.decode_tensor(data)
-    npix = x.shape[-1] * x.shape[-2]
-    to8 = lambda t: (t.clamp(0, 1) * 255).round() / 255  # noqa: E731
-    mse = float((to8(x) - to8(y)).pow(2).mean())
-    bpp = 8 * len(data) / npix
-    return dict(preset=preset, skip=skip, coarse=coarse, iterations=iterations, bpp=round(bpp, 5),
-                psnr=round(-10 * torch.log10(torch.tensor(mse)).item(), 3),
-                loss=round(bpp + overfit.LAMBDAS[quality] * mse, 5), seconds=round(secs, 1))
+    return dict(preset=preset, skip=skip, coarse=coarse, iterations=iterations, **scored(x, codec, quality))
 
 
 def main() -> None:

@@ -34,11 +34,9 @@ HERE = Path(__file__).resolve().parent
 DATA = Path(os.environ.get("GLOCAL_CODEC_DATA", HERE.parents[1] / "shared" / "data"))
 
 
-def fit(x: torch.Tensor, quality: int, skip: int) -> dict:
-    """One ``fast`` fit with (``skip=0``) or without (``skip=1``) the 1:1 grid, at that variant's budget."""
-    p = overfit.PRESETS["fast"]
-    codec = overfit.OverfitCodec(preset="fast", iterations=730 if skip else 500, skip=skip,
-                                 coarse=0)  # the budgets these rows were measured at, before the half-size start
+def scored(x: torch.Tensor, codec: overfit.OverfitCodec, quality: int) -> dict:
+    """Encode ``x`` with ``codec`` through a real file: bpp, PSNR (8-bit pixels), the fit's objective
+    ``bpp + lambda * MSE`` and the seconds it took (``overfit_coarse_ab.py`` scores its fits the same way)."""
     t = time.perf_counter()
     data = gc.encode(x, codec=codec, quality=quality)
     secs = time.perf_counter() - t
@@ -47,8 +45,15 @@ def fit(x: torch.Tensor, quality: int, skip: int) -> dict:
     to8 = lambda t: (t.clamp(0, 1) * 255).round() / 255  # noqa: E731
     mse = float((to8(x) - to8(y)).pow(2).mean())
     bpp = 8 * len(data) / npix
-    return dict(skip=skip, iterations=codec.iterations, bpp=round(bpp, 5), psnr=round(-10 * torch.log10(torch.tensor(mse)).item(), 3),
+    return dict(bpp=round(bpp, 5), psnr=round(-10 * torch.log10(torch.tensor(mse)).item(), 3),
                 loss=round(bpp + overfit.LAMBDAS[quality] * mse, 5), seconds=round(secs, 1))
+
+
+def fit(x: torch.Tensor, quality: int, skip: int) -> dict:
+    """One ``fast`` fit with (``skip=0``) or without (``skip=1``) the 1:1 grid, at that variant's budget."""
+    codec = overfit.OverfitCodec(preset="fast", iterations=730 if skip else 500, skip=skip,
+                                 coarse=0)  # the budgets these rows were measured at, before the half-size start
+    return dict(skip=skip, iterations=codec.iterations, **scored(x, codec, quality))
 
 
 def main() -> None:
