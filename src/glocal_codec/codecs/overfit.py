@@ -186,9 +186,10 @@ PRESETS: dict[str, Preset] = {
     # quality 3, 17 training photos: the five below it all gain, -5 to -24 %, none above it that
     # loses is below it; docs/overfit.md)
     # Fits that keep the 1:1 grid start with 300 iterations at half resolution (~0.26x an
-    # iteration's time each; 500 -> 420 full-size ones keep the time): Kodak eval, kodim01-08,
-    # qualities 3-5, loss -3.4 / -3.2 / -1.4 %; fits without the 1:1 grid lost (+5.3 / +3.5 % at
-    # qualities 1-2) and keep their plain 730 (docs/overfit.md)
+    # iteration's time each; 500 -> 420 full-size ones keep the time): Kodak-24 eval, qualities
+    # 3-5, loss -4.2 / -3.3 / -2.1 % (22 / 19 / 17 of 24 images better); fits without the 1:1
+    # grid lost (kodim01-12: +5.3 / +2.7 % at qualities 1-2) and keep their plain 730
+    # (docs/overfit.md). medium: its two starts at half size did not pay (-2.9 / +5.5 %).
     "fast": Preset(420, *PRESET_SHAPES["fast"], skip_upto=2, skip_iterations=730, skip_below_bpp=0.3, coarse=300),
     "medium": Preset(1500, *PRESET_SHAPES["medium"], starts=2),
     "slow": Preset(6000, *PRESET_SHAPES["slow"], starts=3),
