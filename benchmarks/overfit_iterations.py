@@ -18,7 +18,9 @@ instead of fitting them again. ``--preset`` fits with another preset's decoder s
 starts (``medium``: 24-wide synthesis, 2 starts); its points are labelled ``medium@N`` and it is a
 separate curve (``fast``'s are ``overfit@N``). Every fit runs ``N`` full-size iterations and no
 half-size start (``coarse=0``; ``fast`` itself has one since 2026-12-05), so the curve is the one
-measured before it.
+measured before it. ``--preset-from`` takes an eval of today's ``fast`` preset on the same whole
+images (300 half-size and 420 full-size iterations: the time of 500) and plots it as its own
+point at 500 (``fast-now@500``).
 """
 
 from __future__ import annotations
@@ -63,10 +65,10 @@ def _point(x: torch.Tensor, codec, quality: int) -> dict:
     return {"bpp": 8 * len(data) / (x.shape[-1] * x.shape[-2]), "psnr": psnr(x, y), "encode_s": round(secs, 2)}
 
 
-def _seed(points: dict, results: Path) -> int:
+def _seed(points: dict, results: Path, overfit_label: str = f"overfit@{FAST_ITERATIONS}") -> int:
     """Copy an eval's ``msh`` and plain ``overfit`` (= ``fast``) records of whole images into
-    ``points``; returns how many were new."""
-    labels = {"msh": "msh", "overfit": f"overfit@{FAST_ITERATIONS}"}
+    ``points`` (``overfit`` under ``overfit_label``); returns how many were new."""
+    labels = {"msh": "msh", "overfit": overfit_label}
     n = 0
     for r in json.loads(results.read_text())["records"]:
         key = f"{r['image']}|{labels.get(r['codec'], '')}|{r['quality']}"
@@ -86,9 +88,10 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
     ap.add_argument("--seed-from", type=Path, help="an eval's results.json on the same whole images")
     ap.add_argument("--preset", default="fast", help="the preset whose decoder size and starts the fits use")
+    ap.add_argument("--preset-from", type=Path, help="an eval of today's fast preset on the same whole images")
     a = ap.parse_args()
-    if a.seed_from and a.crop != "full":
-        raise SystemExit("--seed-from holds whole-image points: use it with --crop full")
+    if (a.seed_from or a.preset_from) and a.crop != "full":
+        raise SystemExit("--seed-from / --preset-from hold whole-image points: use them with --crop full")
     torch.set_num_threads(a.threads)
     budgets = [int(v) for v in a.iterations.split(",")]
     qualities = [int(v) for v in a.qualities.split(",")]
@@ -102,6 +105,8 @@ def main() -> None:
     points = state.setdefault("points", {})
     if a.seed_from:
         print(f"{_seed(points, a.seed_from)} points taken from {a.seed_from}")
+    if a.preset_from:
+        print(f"{_seed(points, a.preset_from, f'fast-now@{FAST_ITERATIONS}')} points taken from {a.preset_from}")
     names = [f"kodim{i:02d}.png" for i in range(1, a.images + 1)]
     for name in names:
         x = _crop(load_image(DATA / "kodak" / name)[0], a.crop)
@@ -114,18 +119,19 @@ def main() -> None:
                     print(key, points[key], flush=True)
                     out.write_text(json.dumps(state, indent=1) + "\n")
     summary = state.setdefault("summary", {})
-    for n in budgets:
+    measured = [(tag, n) for n in budgets] + ([("fast-now", FAST_ITERATIONS)] if a.preset_from else [])
+    for label, n in measured:
         bds, secs = [], []
         for name in names:
             ref = [points[f"{name}|msh|{q}"] for q in range(1, 7)]
-            test = [points[f"{name}|{tag}@{n}|{q}"] for q in qualities]
+            test = [points[f"{name}|{label}@{n}|{q}"] for q in qualities]
             try:
                 bds.append(bd_rate([p["bpp"] for p in ref], [p["psnr"] for p in ref],
                                    [p["bpp"] for p in test], [p["psnr"] for p in test]))
             except ValueError as e:  # no overlap on this image: said, not hidden
                 print(f"{name} @ {n}: {e}")
             secs += [p["encode_s"] for p in test]
-        summary[str(n) if tag == "overfit" else f"{tag}@{n}"] = {"bd_rate_vs_msh_pct": round(sum(bds) / len(bds), 1) if bds else None,
+        summary[str(n) if label == "overfit" else f"{label}@{n}"] = {"bd_rate_vs_msh_pct": round(sum(bds) / len(bds), 1) if bds else None,
                            "images_with_overlap": len(bds), "mean_encode_s": round(sum(secs) / len(secs), 1)}
     state["summary"] = summary
     out.write_text(json.dumps(state, indent=1) + "\n")
@@ -143,12 +149,14 @@ def main() -> None:
             curves.setdefault(preset or "fast", []).append((int(n), s["bd_rate_vs_msh_pct"]))
     for preset, pts in curves.items():
         pts.sort()
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=preset)
+        names_ = {"fast": "fast recipe, plain fits", "medium": "medium preset",
+                  "fast-now": "fast preset today (half-size start)"}
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=names_.get(preset, preset))
     if len(curves) > 1:
         ax.legend()
     ax.axhline(0, color="grey", lw=0.8)
     ax.set_xscale("log")
-    ax.set_xlabel("fitting iterations (fast preset: 500)")
+    ax.set_xlabel("fitting time, in full-size iterations (fast: 500)")
     ax.set_ylabel("BD-rate vs msh (%, PSNR)")
     what = "images" if a.crop == "full" else f"{a.crop} crops"
     ax.set_title(f"overfit on {len(names)} Kodak {what}")
