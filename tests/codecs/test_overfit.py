@@ -613,5 +613,14 @@ def test_coarse_to_fine_fit_round_trip_and_rules(crop: torch.Tensor, monkeypatch
     assert fast.coarse_budget(a, 512, 768) == PRESETS["fast"].coarse > 0 == fast.coarse_budget(skipped, 512, 768)
     assert OverfitCodec(coarse=40).coarse_budget(skipped, 512, 768) == 40
     assert OverfitCodec(preset="medium").coarse_budget(a, 512, 768) == 0
+    # ... below the preset's expected rate only; without it, the time of the half-size start
+    # goes to full-size iterations
+    line = PRESETS["fast"].coarse_below_bpp
+    assert fast.coarse_budget(a, 512, 768, line / 2) == PRESETS["fast"].coarse
+    assert fast.coarse_budget(a, 512, 768, line) == 0 == fast.budget(a, 0) - PRESETS["fast"].plain_iterations
+    assert OverfitCodec(coarse=40).coarse_budget(a, 512, 768, 2 * line) == 40
+    assert fast.budget(a, PRESETS["fast"].coarse) == PRESETS["fast"].iterations < fast.budget(a, 0)
+    assert fast.budget(skipped, 0) == PRESETS["fast"].skip_iterations
+    assert OverfitCodec(iterations=30).budget(a, 0) == 30
     with pytest.raises(ValueError, match="coarse"):
         OverfitCodec(coarse=-1)

@@ -87,15 +87,16 @@ float; the bits their weights ship with are chosen afterwards per network by mea
 rate + lambda * distortion through the fixed-point decoder (:data:`BIT_CHOICES`) -- a
 quantisation-aware phase cost more than it saved (measured). ``medium`` / ``slow`` let 2 / 3
 random starts compete over the first tenth of the budget and keep the best. ``fast`` starts
-coarse to fine where it keeps the 1:1 grid: its first iterations fit the picture at half resolution with every grid but the
-1:1 one (:meth:`OverfitCodec.coarse_budget`), which then joins at zero. Budgets below
+coarse to fine where it keeps the 1:1 grid and the picture is expected below 1 bpp: its first
+iterations fit the picture at half resolution with every grid but the 1:1 one
+(:meth:`OverfitCodec.coarse_budget`), which then joins at zero. Budgets below
 :data:`ANALYTIC_BELOW` iterations (tests, previews) start from :func:`_analytic_init`, a
 luma/chroma pyramid that already decodes to the image.
 
 Speed: one fitting iteration on a 768x512 image takes about 0.13-0.2 s on this 2-core machine
 (``fast``; the ARM's rate in cache-sized row bands with hand-written gradients, :class:`_BandedBits`,
 is the largest part), so
-``fast`` (300 half-size iterations at ~0.26x the cost, then 420; 730 plain ones where the 1:1 grid
+``fast`` (300 half-size iterations at ~0.26x the cost, then 420; 500 plain ones at 1 bpp or more; 730 where the 1:1 grid
 and three quarters of the latents are left out) encodes a Kodak image in about two minutes; the family needs thousands
 of iterations to reach its published numbers (Cool-chic fits ~10k on a GPU).
 ``benchmarks/overfit_speed.py`` times every preset, ``benchmarks/overfit_iterations.py`` measures
@@ -176,6 +177,12 @@ class Preset:
     skip_below_bpp: float = 0.0
     #: iterations fitted at half resolution before the full-size ones (:meth:`OverfitCodec.coarse_budget`)
     coarse: int = 0
+    #: the half-size start only for pictures whose :func:`rate_hint` at the quality is below this
+    #: many bits per pixel (0: for all)
+    coarse_below_bpp: float = 0.0
+    #: the budget of fits that keep the 1:1 grid but get no half-size start (0: ``iterations``):
+    #: the time of ``coarse`` half-size and ``iterations`` full-size ones
+    plain_iterations: int = 0
 
 
 PRESETS: dict[str, Preset] = {
@@ -190,7 +197,10 @@ PRESETS: dict[str, Preset] = {
     # 3-5, loss -4.2 / -3.3 / -2.1 % (22 / 19 / 17 of 24 images better); fits without the 1:1
     # grid lost (kodim01-12: +5.3 / +2.7 % at qualities 1-2) and keep their plain 730
     # (docs/overfit.md). medium: its two starts at half size did not pay (-2.9 / +5.5 %).
-    "fast": Preset(420, *PRESET_SHAPES["fast"], skip_upto=2, skip_iterations=730, skip_below_bpp=0.3, coarse=300),
+    # Pictures expected at 1 bpp or more fit plainly, 500 iterations: above it the half-size start
+    # lost on Kodak-24 (+3.7 % mean at 1.1-1.5 bpp, +4.0 % above) and on held-out photos (+2 to +18 %)
+    "fast": Preset(420, *PRESET_SHAPES["fast"], skip_upto=2, skip_iterations=730, skip_below_bpp=0.3, coarse=300,
+                   coarse_below_bpp=1.0, plain_iterations=500),
     "medium": Preset(1500, *PRESET_SHAPES["medium"], starts=2),
     "slow": Preset(6000, *PRESET_SHAPES["slow"], starts=3),
 }
@@ -866,21 +876,30 @@ class OverfitCodec:
         preset's :attr:`Preset.skip_iterations` instead (:meth:`budget`)."""
         return self._iterations if self._iterations is not None else PRESETS[self.preset].iterations
 
-    def budget(self, arch: OverfitArch) -> int:
-        """Iterations of a fit with this architecture."""
+    def budget(self, arch: OverfitArch, coarse: int | None = None) -> int:
+        """Full-size iterations of a fit with this architecture; ``coarse``: its half-size ones
+        (None: as the preset plans them; 0 gives a preset's grid-keeping fit the time they take,
+        :attr:`Preset.plain_iterations`)."""
         p = PRESETS[self.preset]
         if self._iterations is None and arch.skip and p.skip_iterations:
             return p.skip_iterations
+        if self._iterations is None and coarse == 0 and p.plain_iterations:
+            return p.plain_iterations
         return self.iterations
 
-    def coarse_budget(self, arch: OverfitArch, h: int, w: int) -> int:
+    def coarse_budget(self, arch: OverfitArch, h: int, w: int, expected_bpp: float | None = None) -> int:
         """Iterations at half resolution that start a fit of an ``h x w`` picture: the preset's where
-        the fit keeps the 1:1 grid, or ``coarse`` if given; none for short budgets (the analytic start), learned upsampling or the parent
+        the fit keeps the 1:1 grid and the picture's expected rate (``expected_bpp``, from
+        :func:`rate_hint`; None: unknown) is below :attr:`Preset.coarse_below_bpp`, or ``coarse``
+        if given; none for short budgets (the analytic start), learned upsampling or the parent
         context (their filters and contexts differ at half size), pictures under 64 pixels a
         side, or a single 1:1 grid."""
-        # the preset's half-size start is for fits that keep the 1:1 grid: fits without it lost
-        # (docs/overfit.md); ``coarse`` given explicitly applies to both
-        n = self.coarse if self.coarse is not None else (0 if arch.skip else PRESETS[self.preset].coarse)
+        # the preset's half-size start is for fits that keep the 1:1 grid, at low and mid rates:
+        # fits without the grid, and fits above ~1 bpp, lost (docs/overfit.md); ``coarse`` given
+        # explicitly applies to all
+        p = PRESETS[self.preset]
+        high = bool(p.coarse_below_bpp) and expected_bpp is not None and expected_bpp >= p.coarse_below_bpp
+        n = self.coarse if self.coarse is not None else (0 if arch.skip or high else p.coarse)
         if (not n or self.budget(arch) < ANALYTIC_BELOW or arch.learned_up or arch.parent or min(h, w) < 64
                 or (arch.skip == 0 and arch.n_grids < 2)):
             return 0
@@ -954,7 +973,9 @@ class OverfitCodec:
         """Fit and code one picture (or tile) as a whole: its architecture and three streams."""
         h, w = (int(v) for v in x.shape[-2:])
         p = PRESETS[self.preset]
-        wanted = self.skip is None and p.skip_below_bpp and q > p.skip_upto and self.iterations >= ANALYTIC_BELOW
+        # the rate hint (a JPEG encode, ~30 ms) where a preset rule reads it
+        wanted = q > p.skip_upto and self.iterations >= ANALYTIC_BELOW and (
+            (self.skip is None and p.skip_below_bpp) or (self.coarse is None and p.coarse and p.coarse_below_bpp))
         hint = rate_hint(x) if wanted else None
         arch = self.arch_for(h, w, q, hint)
         # small images: float64 (and one thread, below), so that the optimisation's rounding
@@ -964,18 +985,20 @@ class OverfitCodec:
         with _threads_for(h * w, self.device), torch.random.fork_rng(devices=[]), torch.inference_mode(False), \
                 torch.enable_grad():
             torch.manual_seed(self.seed)
-            latents, synth, arm = self._fit(img, arch, LAMBDAS[q], progress)
+            latents, synth, arm = self._fit(img, arch, LAMBDAS[q], progress,
+                                            None if hint is None else hint * RATE_HINT_SCALE[q])
         with _threads_for(h * w, torch.device("cpu")):
             return self._code(latents, synth, arm, arch, img, LAMBDAS[q])
 
-    def _fit(self, img: torch.Tensor, arch: OverfitArch, lam: float, progress) -> tuple[list[torch.Tensor], Synthesis, ARM]:
+    def _fit(self, img: torch.Tensor, arch: OverfitArch, lam: float, progress,
+             expected_bpp: float | None = None) -> tuple[list[torch.Tensor], Synthesis, ARM]:
         p = PRESETS[self.preset]
         dev = self.device
         h, w = img.shape[-2:]
         sizes = grid_sizes(h, w, arch.n_grids, arch.skip)
-        total = self.budget(arch)
+        coarse = self.coarse_budget(arch, h, w, expected_bpp)
+        total = self.budget(arch, coarse)
         warm = min(total, max(1, total // 10)) if p.starts > 1 else 0
-        coarse = self.coarse_budget(arch, h, w)
         full = _Phase.make(img, sizes, 0, fine_sizes(h, w, arch.skip), total, int(total * HARD_FROM), dev)
 
         def new_state(seed: int, analytic: bool):
