@@ -177,7 +177,9 @@ LAYOUTS = {"overfit-tiled": HERE.parent / "tests" / "compat" / "overfit-tiled-00
            # params version 3 (compact weight streams), fitted whole / in tiles with the coarser-grid context
            "overfit-v3": HERE.parent / "tests" / "compat" / "overfit-v3-00000000.glc",
            "overfit-v3-parent-tiled": HERE.parent / "tests" / "compat" / "overfit-v3-parent-tiled-00000000.glc",
-           "overfit-v4-learned-up": HERE.parent / "tests" / "compat" / "overfit-v4-learned-up-00000000.glc"}
+           "overfit-v4-learned-up": HERE.parent / "tests" / "compat" / "overfit-v4-learned-up-00000000.glc",
+           # params version 5: the 1:1 grid left out (``fast`` at qualities 1-2 and low-rate pictures)
+           "overfit-v5-skip": HERE.parent / "tests" / "compat" / "overfit-v5-skip-00000000.glc"}
 
 
 def base_files(names: list[str]) -> dict[str, bytes]:
