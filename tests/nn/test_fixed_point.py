@@ -73,6 +73,41 @@ def test_transposed_convolution_as_phases_is_bit_exact(k: int, s: int, p: int, o
         assert torch.equal(run(x), torch.round(ref * 2.0**FRAC))  # on the grid, in grid units
 
 
+@pytest.mark.parametrize("k,s,p,op", [(5, 2, 2, 1), (5, 2, 2, 0), (6, 2, 2, 1), (5, 2, 1, 1)])
+def test_winograd_phases_give_the_direct_bits(k: int, s: int, p: int, op: int,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Winograd F(2x2, 3x3) over the shared phase window is exact on the grid: the same bits as
+    the direct phase GEMMs and F.conv_transpose2d, for blocks cut across tile rows and columns,
+    batches and odd sizes; its range check covers the transforms' growth."""
+    from glocal_codec.nn import fixed_point as fp
+
+    g = torch.Generator().manual_seed(k * 10 + p + op)
+    cin, cout = 5, 6
+    layer = torch.nn.ConvTranspose2d(cin, cout, k, stride=s, padding=p, output_padding=op)
+    w = to_grid(torch.randn(cin, cout, k, k, generator=g, dtype=torch.float64))
+    b = to_grid(torch.randn(cout, generator=g, dtype=torch.float64), 32)
+    monkeypatch.setattr(fp, "_WINO_COLS", 3)  # several blocks per row and per image
+    wino = fp._transposed_as_conv(layer, w, b)
+    assert hasattr(wino, "l1_bound")
+    monkeypatch.setattr(fp, "_WINOGRAD", False)
+    direct = fp._transposed_as_conv(layer, w, b)
+    assert not hasattr(direct, "l1_bound")
+    for n, h, wd in ((1, 7, 9), (1, 1, 1), (2, 4, 13), (1, 2, 8)):
+        x = to_grid(torch.randn(n, cin, h, wd, generator=g, dtype=torch.float64) * 8)
+        ref = torch.round(F.conv_transpose2d(x, w, b, stride=s, padding=p, output_padding=op) * 2.0**FRAC)
+        assert torch.equal(wino(x), ref) and torch.equal(direct(x), ref)
+    # the layer op refuses inputs where a Winograd intermediate could leave the exact range,
+    # though the direct sums would still fit
+    monkeypatch.setattr(fp, "_WINOGRAD", True)
+    layer.weight.data, layer.bias.data = w.float(), b.float()
+    op_ = fp._conv_op(layer)
+    l1 = float(w.abs().sum(dim=(0, 2, 3)).max())
+    assert wino.l1_bound > 2 * l1
+    big = 2.0 ** (53 - 2 * FRAC) / (2 * l1)  # the direct sums fit, Winograd's bound does not
+    with pytest.raises(NotExactError):
+        op_(torch.full((1, cin, 3, 3), big, dtype=torch.float64))
+
+
 @pytest.mark.parametrize("k,s,p,op,cin,cout", [(5, 2, 2, 1, 8, 3), (3, 2, 1, 1, 6, 2), (4, 2, 1, 0, 5, 1),
                                              (2, 2, 0, 0, 4, 3), (5, 3, 2, 2, 7, 3), (3, 1, 1, 0, 4, 3)])
 def test_transposed_convolution_as_tap_scatter_is_bit_exact(k: int, s: int, p: int, op: int, cin: int,

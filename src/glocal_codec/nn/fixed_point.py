@@ -198,6 +198,8 @@ def _transposed_as_conv(layer: nn.ConvTranspose2d, w: torch.Tensor, b: torch.Ten
     unfold = sum(len(th) * len(tw) for th in ph.taps for tw in pw.taps)
     if w.shape[0] * unfold > w.shape[1] * ph.k * pw.k * sh * sw:
         return None
+    if _WINOGRAD and ph.size <= 3 and pw.size <= 3 and 4 * sh * sw < unfold:
+        return _phases_winograd(w, b, w_scale, ph, pw)
     w, b = _scaled(w, w_scale), _scaled(b)
     gs = {r: (g.shape[-2], g.shape[-1], _rows_weight(g)) for r, g in _phase_weights(w, ph, pw).items()}
     cin, cout = w.shape[:2]
@@ -222,6 +224,93 @@ def _transposed_as_conv(layer: nn.ConvTranspose2d, w: torch.Tensor, b: torch.Ten
             torch.round(tmp.view(x.shape[0], cout, mh, mw), out=dst)  # onto the grid while interleaving
         return out.view(x.shape[0], cout, mh * sh, mw * sw)[..., :oh, :ow]
 
+    return run
+
+
+#: Use :func:`_phases_winograd` where it saves products (tests switch it off to compare).
+_WINOGRAD = True
+#: Winograd F(2x2, 3x3) (Lavin and Gray, "Fast Algorithms for Convolutional Neural Networks",
+#: CVPR 2016): a 2x2 output tile of a 3x3 correlation of a 4x4 input tile ``d`` is
+#: ``A^T [(G g G^T) * (B^T d B)] A``, 16 products instead of 36. ``B`` and ``A`` hold 0 and +-1
+#: and ``G`` 0, 1 and 1/2, so on the fixed-point grid every transform is exact (sums of a few
+#: grid values, halvings: dyadic numbers far inside float64's range), and so are the products
+#: and sums in between (range-checked like the plain convolution, with the transforms' growth):
+#: the output is the very sum the direct convolution computes, hence the same bits.
+_WINO_BT = torch.tensor([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], dtype=torch.float64)
+_WINO_G = torch.tensor([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], dtype=torch.float64)
+_WINO_AT = torch.tensor([[1, 1, 1, 0], [0, 1, -1, -1]], dtype=torch.float64)
+#: GEMM columns (2x2 tiles) per block: the block's transformed tiles and products (16 x that x
+#: channels) stay in cache, where whole-image GEMMs ran at half the float64 peak.
+_WINO_COLS = 192
+
+
+def _phases_winograd(w: torch.Tensor, b: torch.Tensor | None, w_scale: float, ph: _Phases, pw: _Phases):
+    """A transposed convolution whose phases (:class:`_Phases`) all read one window of at most
+    3x3 input positions (a 5x5 stride-2 kernel: 25 products per output quad) as Winograd
+    F(2x2, 3x3) over that window with ``s*s`` times the output channels (each phase's taps
+    zero-padded to 3x3): 16 products per output quad, one shared input transform.
+
+    Per block of 2x2 input tiles: the 16 transformed values of every tile (``B^T d B`` as one
+    (16, 16) GEMM on a strided view), 16 GEMMs with the transformed weights, the output transform
+    (a (4, 16) GEMM; the bias joins the product that reaches all four outputs,
+    ``A^T[:, 1] = (1, 1)``), each of the 16 (row, column, phase) planes rounded into place.
+    The returned op carries ``l1_bound`` / ``b_bound``: the weight L1 norm and bias bound under
+    which the plain range check of :func:`_conv_op` also covers every intermediate here."""
+    sh, sw = ph.s, pw.s
+    cin, cout = w.shape[:2]
+    kernels = []
+    for (rh, rw), g in _phase_weights(w, ph, pw).items():  # phases in (rh, rw) row-major order
+        lh, lw = g.shape[-2:]
+        k3 = w.new_zeros(cout, cin, 3, 3)
+        top, left = ph.top[rh] - lh + 1 - ph.amin, pw.top[rw] - lw + 1 - pw.amin
+        k3[:, :, top:top + lh, left:left + lw] = g
+        kernels.append(k3)
+    # (16, P*Cout, Cin); exact: sums of at most 9 weights times 1, 1/2 or 1/4
+    u = torch.einsum("ai,pocij,bj->abpoc", _WINO_G, torch.stack(kernels), _WINO_G).reshape(16, -1, cin)
+    bt4, at4 = torch.kron(_WINO_BT, _WINO_BT), torch.kron(_WINO_AT, _WINO_AT)  # (16, 16), (4, 16)
+    # |B^T d B| <= 4 max|d|, a product sum <= 4 max|x| L1(u) (+ bias), an output sums 9 of those;
+    # u is on a grid 4x finer than the weights: bounds 4x tighter in the plain check's terms
+    l1u = float(u.abs().sum(-1).max())
+    b_max = 0.0 if b is None else float(b.abs().max())
+    u = (u * w_scale).contiguous()
+    bias = None if b is None else _scaled(b).repeat(sh * sw)[:, None]
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        n, _, n_h, n_w = x.shape
+        oh, ow = ph.out_len(n_h), pw.out_len(n_w)
+        mh, mw = -(-oh // sh), -(-ow // sw)  # positions per phase
+        th, tw = -(-mh // 2), -(-mw // 2)  # 2x2 tiles of them
+        # xp row / column 0 is input position amin; tile (t, j) reads rows 2t..2t+3, columns 2j..2j+3
+        xp = F.pad(x, (-pw.amin, 2 * tw + 2 + pw.amin - n_w, -ph.amin, 2 * th + 2 + ph.amin - n_h)).contiguous()
+        hp, wp = xp.shape[-2:]
+        out = x.new_empty(n, cout, th, 2, sh, tw, 2, sw)
+        cols = min(tw, _WINO_COLS)
+        rows = max(1, _WINO_COLS // cols)
+        dev = x.device
+        ud, bt, at = u.to(dev), bt4.to(dev), at4.to(dev)
+        bd = None if bias is None else bias.to(dev)
+        for i in range(n):
+            xi = xp[i]
+            for t0 in range(0, th, rows):
+                nt = min(rows, th - t0)
+                for j0 in range(0, tw, cols):
+                    nj = min(cols, tw - j0)
+                    d = xi.as_strided((4, 4, cin, nt, nj), (wp, 1, hp * wp, 2 * wp, 2),
+                                      xi.storage_offset() + 2 * t0 * wp + 2 * j0)
+                    v = torch.mm(bt, d.reshape(16, -1)).view(16, cin, nt * nj)
+                    m = torch.bmm(ud, v)
+                    if bd is not None:
+                        m[5].add_(bd)  # index 5 = (1, 1): A^T's column 1 is (1, 1)
+                    y = torch.mm(at, m.view(16, -1)).view(2, 2, sh, sw, cout, nt, nj)
+                    for a in range(2):
+                        for c in range(2):
+                            for rh in range(sh):
+                                for rw in range(sw):
+                                    torch.round(y[a, c, rh, rw], out=out[i, :, t0:t0 + nt, a, rh, j0:j0 + nj, c, rw])
+        return out.view(n, cout, 2 * th * sh, 2 * tw * sw)[..., :oh, :ow]
+
+    run.l1_bound = 144.0 * l1u  # type: ignore[attr-defined]
+    run.b_bound = 36.0 * b_max  # type: ignore[attr-defined]
     return run
 
 
@@ -288,6 +377,9 @@ def _conv_op(layer: nn.Conv2d | nn.ConvTranspose2d, units_in: bool = False,
     w_scale = 1.0 if units_in else 2.0**FRAC  # weights that turn the input into output grid units
     as_conv = ((_transposed_as_conv(layer, w, b, w_scale) or _transposed_as_scatter(layer, w, b, w_scale))
                if transposed else _gemm_conv(layer, w, b, w_scale))
+    # a faster form with larger intermediates (Winograd) states what the check must cover
+    l1_max = max(l1_max, getattr(as_conv, "l1_bound", 0.0))
+    b_max = max(b_max, getattr(as_conv, "b_bound", 0.0))
     w_f, b_f = _scaled(w, w_scale), _scaled(b)
 
     def run(x: torch.Tensor) -> torch.Tensor:
