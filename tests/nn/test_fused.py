@@ -103,6 +103,37 @@ def test_sum_squares_and_normalize_match(cols: int, torch_path) -> None:
     assert _same(got[0], want[0]) and _same(got[1], want[1])
 
 
+@pytest.mark.parametrize("cols,affine", [(1, True), (3, False), (128, True), (192, True)])
+def test_layer_norm_matches(cols: int, affine: bool, torch_path) -> None:
+    """The fused LayerNorm: the bits of ExactLayerNorm's torch ops, inputs on 2**-32 (a linear
+    layer's unrounded output), constant, tiny and huge rows included; and the same range check."""
+    from torch import nn
+
+    g = torch.Generator().manual_seed(cols)
+    ln = nn.LayerNorm(cols, elementwise_affine=affine)
+    if affine:
+        with torch.no_grad():
+            ln.weight.copy_(torch.randn(cols, generator=g) * 0.5 + 1)
+            ln.bias.copy_(torch.randn(cols, generator=g) * 0.1)
+    x = fpa.to_grid(torch.randn(N // cols + 1, cols, generator=g, dtype=torch.float64) * 40, 32)
+    x[0] = 0.0
+    x[1] = 3.25  # constant: zero variance, eps decides
+    x[2] *= 2.0**-12
+    x[3] *= 2.0**4
+    exact = fpa.ExactLayerNorm(ln)
+    got = exact(x)
+    assert fused.use_for(x)
+    bad = x.clone()
+    bad[5, 0] = 2.0**30
+    with pytest.raises(fpa.NotExactError):
+        exact(bad)
+    bad[5, 0] = float("nan")
+    with pytest.raises(fpa.NotExactError):
+        exact(bad)
+    torch_path()
+    assert _same(got, exact(x))
+
+
 def test_splitting_over_threads_changes_no_bit() -> None:
     x = _values(8, 3.0)
     logits = torch.randn(300, 6, 64, generator=torch.Generator().manual_seed(1), dtype=torch.float64)

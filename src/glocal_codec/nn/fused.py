@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 __all__ = ["available", "use_for", "exp_", "erfc_", "softmax_units", "gelu_grid", "sum_squares",
-           "normalize_grid", "grid_"]
+           "normalize_grid", "grid_", "layer_norm_grid"]
 
 # the constants of glocal_codec.util's exp_exact / erfc_exact, repeated as numba globals
 # (frozen into the compiled code); tests/nn/test_fused.py compares the bits with util's versions
@@ -261,6 +261,31 @@ def _normalize_grid_k(x, out, k, eps, scale, inv):
             o[j] = np.rint((xr[j] / d) * scale) * inv
 
 
+@_njit
+def _layer_norm_k(x, out, amax, w, b, has_w, has_b, k, c, eps):
+    """Rows of fixed_point_attention.ExactLayerNorm: exact mean (one division), centred row,
+    exact scaled sum of squares, ``d / sqrt(var + eps)``, the affine part, rounded to 2**-16.
+    ``amax``: each row's max |x| (the caller's range check of the mean's sum)."""
+    tmp = np.empty(x.shape[1])
+    for r in range(x.shape[0]):
+        xr = x[r]
+        o = out[r]
+        sm = _row_sum(xr)  # exact below the checked bound
+        amax[r] = max(-_row_min(xr), _row_max(xr)) if sm == sm else np.nan  # a NaN fails the check
+        mean = sm / c  # one division
+        for j in range(x.shape[1]):
+            o[j] = xr[j] - mean
+        var = _sum_squares_row(o, k, tmp) / c
+        den = math.sqrt(var + eps)
+        for j in range(x.shape[1]):
+            v = o[j] / den
+            if has_w:
+                v = v * w[j]
+            if has_b:
+                v = v + b[j]
+            o[j] = np.rint(v * 65536.0) * 1.52587890625e-05
+
+
 # -- dispatch ------------------------------------------------------------------------------------
 _pools: dict[int, ThreadPoolExecutor] = {}
 _pool_lock = threading.Lock()
@@ -307,9 +332,12 @@ def _run(kernel: Callable, cost: int, arrays: tuple[np.ndarray, ...], *scalars) 
         kernel(*arrays, *scalars)
         return
     step = -(-n_items // threads)
-    pool = _pool(threads)
+    pool = _pool(threads - 1)
+    # the calling thread runs the first block itself: one hand-off fewer, one thread fewer
+    # competing for the cores (torch's OpenMP workers spin a while after each torch op)
     futures = [pool.submit(kernel, *(a[lo: lo + step] for a in arrays), *scalars)
-               for lo in range(0, n_items, step)]
+               for lo in range(step, n_items, step)]
+    kernel(*(a[:step] for a in arrays), *scalars)
     for f in futures:
         f.result()
 
@@ -378,3 +406,18 @@ def normalize_grid(x: torch.Tensor, k: int, eps: float, frac: int) -> torch.Tens
     out = torch.empty(x.shape, dtype=torch.float64)
     _run(_normalize_grid_k, a.shape[1], (a, out.view(-1, a.shape[1]).numpy()), k, eps, 2.0**frac, 2.0**-frac)
     return out
+
+
+def layer_norm_grid(x: torch.Tensor, w: torch.Tensor | None, b: torch.Tensor | None, eps: float,
+                    k: int) -> tuple[torch.Tensor, float]:
+    """``ExactLayerNorm`` over the last dim (``k``: the sum-of-squares scale exponent for rows of
+    that length); returns the output on the grid and the input's max |x| for the range check."""
+    a = _rows(x)
+    c = a.shape[1]
+    out = torch.empty(x.shape, dtype=torch.float64)
+    amax = np.empty(a.shape[0])
+    wa = np.zeros(1) if w is None else w.detach().contiguous().numpy()
+    ba = np.zeros(1) if b is None else b.detach().contiguous().numpy()
+    _run(_layer_norm_k, c, (a, out.view(-1, c).numpy(), amax), wa, ba, w is not None, b is not None, k,
+         float(c), eps)
+    return out, float(amax.max()) if amax.size else 0.0
