@@ -121,7 +121,8 @@ def test_layer_norm_matches(cols: int, affine: bool, torch_path) -> None:
     x[2] *= 2.0**-12
     x[3] *= 2.0**4
     exact = fpa.ExactLayerNorm(ln)
-    got = exact(x)
+    res = fpa.to_grid(torch.randn(x.shape, generator=g, dtype=torch.float64) * 9)
+    got, got_res = exact(x), exact(x, residual=res)
     assert fused.use_for(x)
     bad = x.clone()
     bad[5, 0] = 2.0**30
@@ -131,7 +132,29 @@ def test_layer_norm_matches(cols: int, affine: bool, torch_path) -> None:
     with pytest.raises(fpa.NotExactError):
         exact(bad)
     torch_path()
-    assert _same(got, exact(x))
+    assert _same(got, exact(x)) and _same(got_res, exact(x, residual=res))
+    assert _same(got_res, res + exact(x))
+
+
+@pytest.mark.parametrize("heads,hd", [(4, 32), (6, 32), (1, 3)])
+def test_qkv_split_matches(heads: int, hd: int, torch_path) -> None:
+    """q, k normalised and v rounded from the qkv projection in one pass: the torch path's bits
+    and bounds, zero rows (eps) included; a NaN makes the bounds infinite."""
+    g = torch.Generator().manual_seed(heads * hd)
+    b, t = N // (3 * heads * hd * 16) + 2, 16
+    qkv = fpa.to_grid(torch.randn(b, t, 3 * heads * hd, generator=g, dtype=torch.float64) * 30, 32)
+    qkv[0, 0] = 0.0
+    qkv[1, 2] *= 2.0**-20
+    k = fpa._sum_squares_k(hd)
+    qn, kn, v, l1, vmax = fused.qkv_split(qkv, heads, k, 1e-12, fpa.PROB_FRAC)
+    parts = qkv.view(b, t, 3, heads, hd).permute(2, 0, 3, 1, 4)
+    torch_path()
+    want = fpa.normalize_grid(parts[0], fpa.PROB_FRAC), fpa.normalize_grid(parts[1], fpa.PROB_FRAC), fpa.to_grid(parts[2])
+    assert _same(qn, want[0]) and _same(kn, want[1]) and _same(v, want[2])
+    assert l1 == float(want[0].abs().sum(-1).max()) and vmax == float(want[2].abs().max())
+    assert float(kn.abs().max()) <= 1.0 + 2.0**-20
+    qkv[3, 1, 5] = float("nan")
+    assert fused.qkv_split(qkv, heads, k, 1e-12, fpa.PROB_FRAC)[3] == float("inf")
 
 
 def test_splitting_over_threads_changes_no_bit() -> None:

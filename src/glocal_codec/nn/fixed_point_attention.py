@@ -142,20 +142,21 @@ def _pow2(e: torch.Tensor) -> torch.Tensor:
 
 
 def matmul_exact(a: torch.Tensor, b: torch.Tensor, frac_a: int, frac_b: int, what: str = "matmul",
-                 a_l1: float | None = None) -> torch.Tensor:
+                 a_l1: float | None = None, b_max: float | None = None) -> torch.Tensor:
     """``a @ b`` for float64 ``a`` on the ``2**-frac_a`` grid and ``b`` on ``2**-frac_b``: exact.
 
     Every product is a multiple of ``2**-(frac_a + frac_b)``; a partial sum of row ``i`` of
     ``a`` with column ``j`` of ``b`` is at most ``L1(a_i) max|b|`` and at most
     ``max|a| L1(b_j)``, checked against the exact range, so the result does not depend on the
     BLAS kernel. ``a_l1``: a known bound on the rows' L1 norms (softmax rows sum to ~1, unit
-    vectors have L1 <= sqrt(dim)); without it the columns of ``b`` are measured.
+    vectors have L1 <= sqrt(dim)); without it the columns of ``b`` are measured. ``b_max``: a
+    known bound on max |b| (with ``a_l1``).
     """
     if a_l1 is None:
         lb = float(b.abs().sum(-2).max()) if b.numel() else 0.0
         bound = lb * _absmax(a)
     else:
-        bound = a_l1 * _absmax(b)
+        bound = a_l1 * (_absmax(b) if b_max is None else b_max)
     check_exact(bound, frac_a + frac_b, what)
     return a @ b
 
@@ -313,10 +314,12 @@ class ExactLayerNorm:
         self.w = None if layer.weight is None else layer.weight.detach().double().cpu()
         self.b = None if layer.bias is None else layer.bias.detach().double().cpu()
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
+        """``LN(x)``, or ``residual + LN(x)`` (``residual`` on the grid: an exact sum)."""
         c = x.shape[-1]
         if fused.use_for(x) and c:  # one pass per row; the check comes after (a refused result is dropped)
-            y, amax = fused.layer_norm_grid(x, self.w, self.b, self.eps, _sum_squares_k(c))
+            y, amax = fused.layer_norm_grid(x, self.w, self.b, self.eps, _sum_squares_k(c),
+                                            None if residual is None else residual.expand_as(x))
             check_exact(amax * c, 2 * FRAC, "LayerNorm mean")
             return y
         check_exact(_absmax(x) * c, 2 * FRAC, "LayerNorm mean")  # x on 2**-2FRAC: the sum is exact
@@ -327,7 +330,8 @@ class ExactLayerNorm:
             y = y.mul_(self.w.to(x.device))
         if self.b is not None:
             y = y.add_(self.b.to(x.device))
-        return _grid_(y)
+        y = _grid_(y)
+        return y if residual is None else residual + y
 
 
 def _grid_of_constants(values: list[float], frac: int) -> torch.Tensor:
@@ -391,11 +395,19 @@ class ExactWindowAttention:
         win = window_partition(x, ws)  # (B, t, C)
         b, t, _ = win.shape
         hd = c // self.heads
-        qkv = self.qkv(win, rounded=False).view(b, t, 3, self.heads, hd).permute(2, 0, 3, 1, 4)
-        qn = normalize_grid(qkv[0], PROB_FRAC)  # (B, heads, t, hd)
-        kn = normalize_grid(qkv[1], PROB_FRAC)
-        v = to_grid(qkv[2])
-        qn_l1 = float(qn.abs().sum(-1).max()) if qn.numel() else 0.0  # ~sqrt(hd): unit rows
+        qkv = self.qkv(win, rounded=False)
+        if fused.use_for(qkv) and hd:  # the lines below in one pass
+            qn, kn, v, qn_l1, v_max = fused.qkv_split(qkv, self.heads, _sum_squares_k(hd), 1e-12, PROB_FRAC)
+            # entries of unit rows are at most 1 plus rounding, so 2 bounds |k| (the kernel makes
+            # qn_l1 infinite for a NaN or infinity in a q or k row: the check then refuses)
+            k_max: float | None = 2.0
+        else:
+            qkv = qkv.view(b, t, 3, self.heads, hd).permute(2, 0, 3, 1, 4)
+            qn = normalize_grid(qkv[0], PROB_FRAC)  # (B, heads, t, hd)
+            kn = normalize_grid(qkv[1], PROB_FRAC)
+            v = to_grid(qkv[2])
+            qn_l1 = float(qn.abs().sum(-1).max()) if qn.numel() else 0.0  # ~sqrt(hd): unit rows
+            v_max, k_max = _absmax(v), None
         # rows of a softmax sum to 1 up to rounding: e_i / s (exact sum s) each rounded to
         # 2**-24, so they sum to at most 1 + t 2**-25 + 2**-52
         p_l1 = 1.0 + t * 2.0**-PROB_FRAC
@@ -407,12 +419,12 @@ class ExactWindowAttention:
         for b0 in range(0, b, step):
             b1 = min(b, b0 + step)
             cos = matmul_exact(qn[b0:b1], kn[b0:b1].transpose(-2, -1), PROB_FRAC, PROB_FRAC, "cosine attention",
-                               a_l1=qn_l1)
+                               a_l1=qn_l1, b_max=k_max)
             logits = cos.mul_(scale).add_(bias)
             mk = None if mask is None else mask[torch.arange(b0, b1, device=x.device) % mask.shape[0]][:, None]
             pu = softmax_exact(logits, mk, units=True)
             outs.append(_from_prob_units_(matmul_exact(pu, v[b0:b1], 0, FRAC, "attention @ v",
-                                                       a_l1=p_l1 * 2.0**PROB_FRAC)))
+                                                       a_l1=p_l1 * 2.0**PROB_FRAC, b_max=v_max)))
         out = torch.cat(outs, dim=0).transpose(1, 2).reshape(b, t, c)
         out = window_reverse(self.proj(out, rounded=False), ws, n, hp, wp)
         if sh or sw:
@@ -441,8 +453,8 @@ class _ExactSwinV2Block:
         self.mlp = _ExactMlp(mod.mlp)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.norm1(self.attn(x))
-        return x + self.norm2(self.mlp(x))  # LayerNorms get the exact, unrounded outputs
+        x = self.norm1(self.attn(x), residual=x)  # x + LN(attn(x))
+        return self.norm2(self.mlp(x), residual=x)  # LayerNorms get the exact, unrounded outputs
 
 
 class ExactGlobalTokenAttention:
@@ -521,7 +533,7 @@ class ExactGlocalBlock:
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         t = self.local(x)
-        return t + self.norm_g(self.glob(t))
+        return self.norm_g(self.glob(t), residual=t)
 
 
 def _glocal_block(mod: GlocalBlock) -> ExactGlocalBlock | _ExactConvGlocalBlock:

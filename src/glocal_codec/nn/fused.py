@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 __all__ = ["available", "use_for", "exp_", "erfc_", "softmax_units", "gelu_grid", "sum_squares",
-           "normalize_grid", "grid_", "layer_norm_grid"]
+           "normalize_grid", "grid_", "layer_norm_grid", "qkv_split"]
 
 # the constants of glocal_codec.util's exp_exact / erfc_exact, repeated as numba globals
 # (frozen into the compiled code); tests/nn/test_fused.py compares the bits with util's versions
@@ -262,9 +262,10 @@ def _normalize_grid_k(x, out, k, eps, scale, inv):
 
 
 @_njit
-def _layer_norm_k(x, out, amax, w, b, has_w, has_b, k, c, eps):
+def _layer_norm_k(x, out, amax, res, w, b, has_w, has_b, has_res, k, c, eps):
     """Rows of fixed_point_attention.ExactLayerNorm: exact mean (one division), centred row,
-    exact scaled sum of squares, ``d / sqrt(var + eps)``, the affine part, rounded to 2**-16.
+    exact scaled sum of squares, ``d / sqrt(var + eps)``, the affine part, rounded to 2**-16,
+    plus the residual row ``res`` (grid values: an exact sum) where ``has_res``.
     ``amax``: each row's max |x| (the caller's range check of the mean's sum)."""
     tmp = np.empty(x.shape[1])
     for r in range(x.shape[0]):
@@ -283,7 +284,52 @@ def _layer_norm_k(x, out, amax, w, b, has_w, has_b, k, c, eps):
                 v = v * w[j]
             if has_b:
                 v = v + b[j]
-            o[j] = np.rint(v * 65536.0) * 1.52587890625e-05
+            v = np.rint(v * 65536.0) * 1.52587890625e-05
+            if has_res:
+                v = res[r, j] + v
+            o[j] = v
+
+
+@_njit
+def _qkv_k(x, qn, kn, v, qn_l1, v_max, k, eps, scale, inv):
+    """SwinV2's q / k / v from the qkv projection's rows ``x`` (B, t, 3C): per head, q and k as
+    ``_normalize_grid_k`` rows (grid ``1 / scale``), v rounded to 2**-16 (``to_grid``), written
+    head-major (B, heads, t, hd). ``qn_l1``: each window's largest L1 norm of a q row (an exact
+    sum); ``v_max``: each window's max |v|."""
+    heads, hd = qn.shape[1], qn.shape[3]
+    c = heads * hd
+    tmp = np.empty(hd)
+    for bi in range(x.shape[0]):
+        l1m = 0.0
+        vm = 0.0
+        bad = False  # a NaN / infinity anywhere: both bounds infinite, so the caller's check refuses
+        for ti in range(x.shape[1]):
+            xr = x[bi, ti]
+            for h in range(heads):
+                for part in range(2):
+                    seg = xr[part * c + h * hd: part * c + (h + 1) * hd]
+                    o = qn[bi, h, ti] if part == 0 else kn[bi, h, ti]
+                    d = math.sqrt(_sum_squares_row(seg, k, tmp))
+                    d = max(d, eps)
+                    l1 = 0.0
+                    for j in range(hd):
+                        o[j] = np.rint((seg[j] / d) * scale) * inv
+                        l1 += abs(o[j])
+                    if not l1 <= 1e300:
+                        bad = True
+                    elif part == 0:
+                        l1m = max(l1m, l1)
+                seg = xr[2 * c + h * hd: 2 * c + (h + 1) * hd]
+                o = v[bi, h, ti]
+                for j in range(hd):
+                    o[j] = np.rint(seg[j] * 65536.0) * 1.52587890625e-05
+                    a = abs(o[j])
+                    if not a <= 1e300:
+                        bad = True
+                    elif a > vm:
+                        vm = a
+        qn_l1[bi] = np.inf if bad else l1m
+        v_max[bi] = np.inf if bad else vm
 
 
 # -- dispatch ------------------------------------------------------------------------------------
@@ -332,12 +378,9 @@ def _run(kernel: Callable, cost: int, arrays: tuple[np.ndarray, ...], *scalars) 
         kernel(*arrays, *scalars)
         return
     step = -(-n_items // threads)
-    pool = _pool(threads - 1)
-    # the calling thread runs the first block itself: one hand-off fewer, one thread fewer
-    # competing for the cores (torch's OpenMP workers spin a while after each torch op)
+    pool = _pool(threads)
     futures = [pool.submit(kernel, *(a[lo: lo + step] for a in arrays), *scalars)
-               for lo in range(step, n_items, step)]
-    kernel(*(a[:step] for a in arrays), *scalars)
+               for lo in range(0, n_items, step)]
     for f in futures:
         f.result()
 
@@ -409,15 +452,32 @@ def normalize_grid(x: torch.Tensor, k: int, eps: float, frac: int) -> torch.Tens
 
 
 def layer_norm_grid(x: torch.Tensor, w: torch.Tensor | None, b: torch.Tensor | None, eps: float,
-                    k: int) -> tuple[torch.Tensor, float]:
+                    k: int, residual: torch.Tensor | None = None) -> tuple[torch.Tensor, float]:
     """``ExactLayerNorm`` over the last dim (``k``: the sum-of-squares scale exponent for rows of
-    that length); returns the output on the grid and the input's max |x| for the range check."""
+    that length), plus ``residual`` (same shape) if given; returns the output and the input's
+    max |x| for the range check."""
     a = _rows(x)
     c = a.shape[1]
     out = torch.empty(x.shape, dtype=torch.float64)
     amax = np.empty(a.shape[0])
+    res = np.zeros((a.shape[0], 1)) if residual is None else _rows(residual)  # sliced like the rows
     wa = np.zeros(1) if w is None else w.detach().contiguous().numpy()
     ba = np.zeros(1) if b is None else b.detach().contiguous().numpy()
-    _run(_layer_norm_k, c, (a, out.view(-1, c).numpy(), amax), wa, ba, w is not None, b is not None, k,
-         float(c), eps)
+    _run(_layer_norm_k, c, (a, out.view(-1, c).numpy(), amax, res), wa, ba, w is not None, b is not None,
+         residual is not None, k, float(c), eps)
     return out, float(amax.max()) if amax.size else 0.0
+
+
+def qkv_split(qkv: torch.Tensor, heads: int, k: int, eps: float,
+              frac: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float, float]:
+    """SwinV2 window attention's ``normalize_grid(q)``, ``normalize_grid(k)`` (on ``2**-frac``;
+    ``k``: the sum-of-squares exponent for a head's row) and ``to_grid(v)``, head-major
+    (B, heads, t, hd) each, from the qkv projection's output (B, t, 3C) in one pass; with the
+    largest L1 norm of a q row and max |v|."""
+    x = qkv.detach().contiguous().numpy()
+    b, t, c3 = x.shape
+    hd = c3 // 3 // heads
+    qn, kn, v = (torch.empty(b, heads, t, hd, dtype=torch.float64) for _ in range(3))
+    l1, vm = np.zeros(b), np.zeros(b)
+    _run(_qkv_k, t * c3, (x, qn.numpy(), kn.numpy(), v.numpy(), l1, vm), k, eps, 2.0**frac, 2.0**-frac)
+    return qn, kn, v, float(l1.max()) if b else 0.0, float(vm.max()) if b else 0.0
