@@ -7,8 +7,9 @@
 For each image and quality level, decodes the same file's latents with the model's float32
 ``synthesis`` and with ``synthesis_exact`` (:mod:`glocal_codec.nn.fixed_point`), and reports the
 PSNR of each against the original (the rate is the same file) and the synthesis time (best of
-``--repeat``). Images: the first ``--images`` of Kodak plus the CLIC images with ``--clic`` and
-any ``--image`` paths. ``glocal``'s exact synthesis includes its attention stages
+``--repeat``), and the time to decode the latents (entropy decoding, the same for both): the
+whole decode's ratio is (latents + fixed-point synthesis) / (latents + float32 synthesis). Images:
+the first ``--images`` of Kodak plus the CLIC images with ``--clic`` and any ``--image`` paths. ``glocal``'s exact synthesis includes its attention stages
 (:mod:`glocal_codec.nn.fixed_point_attention`); where numba is installed it is also timed with the
 fused kernels of :mod:`glocal_codec.nn.fused` switched off (``seconds_exact_unfused``, the same
 values: checked), interleaved with the other two. Writes ``benchmarks/results/exact_synthesis.json``;
@@ -72,7 +73,8 @@ def main() -> None:
                 m, ds = model.pad_multiple, model.downsample
                 shape = (1, model.latent_channels, -(-h // m) * m // ds, -(-w // m) * m // ds)
                 with torch.inference_mode():
-                    y_hat = model.decompress(list(cont.streams), shape, q - 1)
+                    # the rest of a decode (entropy decoding of the latents), for the whole-decode ratio
+                    tdec, y_hat = _best(lambda: model.decompress(list(cont.streams), shape, q - 1), a.repeat)
                     t32, x32 = _best(lambda: model.synthesis(y_hat, q - 1), a.repeat)
                     tfx, xfx = _best(lambda: model.synthesis_exact(y_hat, q - 1), a.repeat)
                     if fused.available():  # the torch-op path of the same ops, interleaved
@@ -86,7 +88,8 @@ def main() -> None:
                 crop = (..., slice(0, h), slice(0, w))
                 row = dict(codec=name, image=Path(path).name, quality=q, bpp=8 * len(data) / (h * w),
                            psnr_float=psnr(x, x32[crop].clamp(0, 1)), psnr_exact=psnr(x, xfx[crop].clamp(0, 1)),
-                           seconds_float=round(t32, 3), seconds_exact=round(tfx, 3))
+                           seconds_float=round(t32, 3), seconds_exact=round(tfx, 3),
+                           seconds_latents=round(tdec, 3))
                 if fused.available():
                     row["seconds_exact_unfused"] = round(tun, 3)
                 rows.append(row)
@@ -99,6 +102,9 @@ def main() -> None:
             mean_psnr_change_db=sum(r["psnr_exact"] - r["psnr_float"] for r in rs) / len(rs),
             max_abs_psnr_change_db=max(abs(r["psnr_exact"] - r["psnr_float"]) for r in rs),
             time_ratio=sum(r["seconds_exact"] for r in rs) / sum(r["seconds_float"] for r in rs),
+            **({"decode_time_ratio": sum(r["seconds_latents"] + r["seconds_exact"] for r in rs)
+                / sum(r["seconds_latents"] + r["seconds_float"] for r in rs)}
+               if all("seconds_latents" in r for r in rs) else {}),
             **({"time_ratio_unfused": sum(r["seconds_exact_unfused"] for r in rs) / sum(r["seconds_float"] for r in rs)}
                if all("seconds_exact_unfused" in r for r in rs) else {}),
             threads=a.threads, images=sorted({r["image"] for r in rs}), qualities=sorted({r["quality"] for r in rs}))

@@ -19,7 +19,10 @@ live in :mod:`.fixed_point_attention`. With
 ``FRAC = 16`` the grid is far finer than the 8-bit output (a change of about 1e-4 dB). The
 convolutions run as plain float64 GEMMs on strided views (one per kernel row, one per phase of
 a transposed convolution with only that phase's taps): torch's float64 CPU convolution unfolds
-the whole window single-threaded first, which cost as much as the GEMM. A ``msh`` synthesis
+the whole window single-threaded first, which cost as much as the GEMM. The 5x5 stride-2
+transposed convolutions of the Ballé-family synthesis run as Winograd F(2x2, 3x3) over the
+window their four phases share, which on this grid is exact (unlike cuDNN's float Winograd):
+16 products per output quad instead of 25. A ``msh`` synthesis
 costs about 1.5x the float32 one on 2 threads (``benchmarks/exact_synthesis.py``); float64
 arithmetic alone is 2x slower per product. Between convolutions, GDNs and LeakyReLUs the
 activations stay in grid units (integers), and GDN runs in cache-sized chunks: elementwise
