@@ -157,6 +157,24 @@ def test_qkv_split_matches(heads: int, hd: int, torch_path) -> None:
     assert fused.qkv_split(qkv, heads, k, 1e-12, fpa.PROB_FRAC)[3] == float("inf")
 
 
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_scaled_residual_matches(threads: int, torch_path) -> None:
+    """ScaledResidual's ``to_grid((f - x) * gamma + x)`` from a channels-last branch in one pass:
+    the torch path's bits, with rows split over threads (per-channel gamma not split with them)."""
+    g = torch.Generator().manual_seed(threads)
+    x = fpa.to_grid(torch.randn(2, 12, 81, 91, generator=g, dtype=torch.float64) * 5)
+    f = fpa.to_grid(torch.randn(2, 81, 91, 12, generator=g, dtype=torch.float64) * 5, 32)
+    gamma = torch.randn(1, 12, 1, 1, generator=g, dtype=torch.float64) * 0.4
+    n = torch.get_num_threads()
+    try:
+        torch.set_num_threads(threads)
+        got = fused.scaled_residual_nhwc(f, x, gamma.view(-1))
+    finally:
+        torch.set_num_threads(n)
+    torch_path()
+    assert _same(got, fpa._grid_((f.permute(0, 3, 1, 2) - x).mul_(gamma).add_(x)))
+
+
 def test_splitting_over_threads_changes_no_bit() -> None:
     x = _values(8, 3.0)
     logits = torch.randn(300, 6, 64, generator=torch.Generator().manual_seed(1), dtype=torch.float64)

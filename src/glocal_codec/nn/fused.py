@@ -39,7 +39,8 @@ import numpy as np
 import torch
 
 __all__ = ["available", "use_for", "exp_", "erfc_", "softmax_units", "gelu_grid", "sum_squares",
-           "normalize_grid", "grid_", "layer_norm_grid", "qkv_split"]
+           "normalize_grid", "grid_", "layer_norm_grid", "qkv_split",
+           "scaled_residual_nhwc"]
 
 # the constants of glocal_codec.util's exp_exact / erfc_exact, repeated as numba globals
 # (frozen into the compiled code); tests/nn/test_fused.py compares the bits with util's versions
@@ -332,6 +333,22 @@ def _qkv_k(x, qn, kn, v, qn_l1, v_max, k, eps, scale, inv):
         v_max[bi] = np.inf if bad else vm
 
 
+@_njit
+def _scaled_residual_k(f, x, out, g):
+    """``to_grid((f - x) * g + x)`` per element (ScaledResidual), ``f`` channels-last (H, N, W, C),
+    ``x`` / ``out`` channels-first (H, N, C, W) views: rows ``h`` are split over threads."""
+    for hh in range(f.shape[0]):
+        for nn in range(f.shape[1]):
+            fr = f[hh, nn]
+            for c in range(x.shape[2]):
+                gc = g[c]
+                xr = x[hh, nn, c]
+                o = out[hh, nn, c]
+                for j in range(xr.size):
+                    xv = xr[j]
+                    o[j] = np.rint(((fr[j, c] - xv) * gc + xv) * 65536.0) * 1.52587890625e-05
+
+
 # -- dispatch ------------------------------------------------------------------------------------
 _pools: dict[int, ThreadPoolExecutor] = {}
 _pool_lock = threading.Lock()
@@ -481,3 +498,14 @@ def qkv_split(qkv: torch.Tensor, heads: int, k: int, eps: float,
     l1, vm = np.zeros(b), np.zeros(b)
     _run(_qkv_k, t * c3, (x, qn.numpy(), kn.numpy(), v.numpy(), l1, vm), k, eps, 2.0**frac, 2.0**-frac)
     return qn, kn, v, float(l1.max()) if b else 0.0, float(vm.max()) if b else 0.0
+
+
+def scaled_residual_nhwc(f: torch.Tensor, x: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
+    """``to_grid((f.permute(0, 3, 1, 2) - x) * gamma[:, None, None] + x)`` for the channels-last
+    branch output ``f`` (N, H, W, C) and the input ``x`` (N, C, H, W); returns (N, C, H, W)."""
+    out = torch.empty(x.shape, dtype=torch.float64)
+    fa = f.detach().contiguous().numpy().transpose(1, 0, 2, 3)
+    xa = x.detach().contiguous().numpy().transpose(2, 0, 1, 3)
+    g = gamma.detach().double().contiguous().numpy()
+    _run(_scaled_residual_k, x.shape[0] * x.shape[1] * x.shape[3], (fa, xa, out.numpy().transpose(2, 0, 1, 3)), g)
+    return out
