@@ -183,6 +183,28 @@ def test_grid_units_and_chunked_gdn_give_the_textbook_bits(monkeypatch: pytest.M
     assert torch.equal(FixedPointNet(seq)(x), ref)
 
 
+def test_decoder_sized_maps_keep_the_textbook_bits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """At decoder sizes (several GDN chunks, Winograd blocks cut across rows) still the bits of
+    plain per-layer rounding, with 1 or 2 threads."""
+    import glocal_codec.nn.fixed_point as fp
+
+    monkeypatch.setattr(fp, "_WINO_COLS", 50)
+    seq = _net()
+    with torch.no_grad():
+        for p in seq.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    x = torch.randn(1, 8, 40, 36) * 3
+    ref = _reference(seq, x)
+    net = FixedPointNet(seq)
+    n = torch.get_num_threads()
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            assert torch.equal(net(x), ref)
+    finally:
+        torch.set_num_threads(n)
+
+
 def test_tap_scatter_in_row_bands_keeps_the_bits(monkeypatch: pytest.MonkeyPatch) -> None:
     """The few-output-channel transposed convolution runs in bands of input rows: same bits."""
     import glocal_codec.nn.fixed_point as fp
